@@ -1,0 +1,79 @@
+"""JSON wire format: encode an envelope to bytes and headers, decode bytes back with reasons."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from contracts.envelope import MAX_MESSAGE_BYTES, Envelope, MessageHeaders
+from contracts.messages import Message
+from contracts.topics import message_class_for_type
+
+
+class InvalidMessageError(ValueError):
+    """A message that can never be processed: its reason is safe to log and to dead-letter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A validated envelope and its typed payload."""
+
+    envelope: Envelope
+    message: Message
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Serialize an envelope as compact UTF-8 JSON."""
+    return envelope.model_dump_json().encode()
+
+
+def headers_for(envelope: Envelope) -> dict[str, str]:
+    """The Kafka headers that mirror the envelope, for routing without parsing."""
+    headers = {
+        MessageHeaders.MESSAGE_ID: str(envelope.message_id),
+        MessageHeaders.MESSAGE_TYPE: envelope.message_type,
+        MessageHeaders.CORRELATION_ID: str(envelope.correlation_id),
+        MessageHeaders.SCHEMA_VERSION: str(envelope.schema_version),
+        MessageHeaders.CONTENT_TYPE: "application/json",
+    }
+    if envelope.causation_id is not None:
+        headers[MessageHeaders.CAUSATION_ID] = str(envelope.causation_id)
+    return headers
+
+
+def _short(error: ValidationError) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in error.errors()[:5]
+    ]
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def decode(raw: bytes, expected_type: str | None = None) -> Decoded:
+    """Parse and validate wire bytes; raise InvalidMessageError saying exactly what is wrong."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidMessageError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidMessageError(f"malformed JSON: {exc}") from None
+    try:
+        envelope = Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidMessageError(f"invalid envelope: {_short(exc)}") from None
+    if expected_type is not None and envelope.message_type != expected_type:
+        raise InvalidMessageError(
+            f"message_type {envelope.message_type!r} does not belong on the topic of {expected_type}"
+        )
+    cls = message_class_for_type(envelope.message_type)
+    if cls is None:
+        raise InvalidMessageError(f"unknown message_type {envelope.message_type!r}")
+    try:
+        message = cls.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise InvalidMessageError(f"invalid {cls.message_type} payload: {_short(exc)}") from None
+    if envelope.correlation_id != message.order_id:
+        raise InvalidMessageError("correlation_id must equal payload.order_id")
+    return Decoded(envelope=envelope, message=message)
