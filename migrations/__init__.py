@@ -1,0 +1,1 @@
+"""Alembic migrations: one history that creates every schema, table, constraint and trigger."""

@@ -1,0 +1,48 @@
+"""The saga schema: one row per saga with an optimistic version, plus its outbox and inbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from services.platform.inbox import inbox_table
+from services.platform.outbox import outbox_table
+
+SCHEMA = "saga"
+metadata = MetaData(schema=SCHEMA)
+
+sagas = Table(
+    "sagas",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("payment_deadline", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "state IN ('Submitted', 'StockReserved', 'Confirmed', 'Failed')", name="ck_sagas_state"
+    ),
+    Index(
+        "ix_sagas_due",
+        "payment_deadline",
+        postgresql_where=text("payment_deadline IS NOT NULL"),
+    ),
+    Index("ix_sagas_state", "state"),
+)
+
+outbox = outbox_table(metadata, SCHEMA)
+inbox = inbox_table(metadata, SCHEMA)

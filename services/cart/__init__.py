@@ -1,0 +1,1 @@
+"""The cart service: its own schema, outbox and inbox; talks to others only through contracts."""

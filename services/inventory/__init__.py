@@ -1,0 +1,1 @@
+"""The inventory service: its own schema, outbox and inbox; talks to others only through contracts."""

@@ -1,0 +1,126 @@
+"""Kafka broker factory and the subscriber binding that feeds deliveries to a Consumer."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from contracts import Message
+from contracts.topics import topic_for
+from services.platform.consumer import Delivery
+from services.platform.settings import KafkaSettings
+
+DeliveryHandler = Callable[[Delivery], Awaitable[object]]
+
+
+def security_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
+    """SASL/SSL options in aiokafka's keyword form (empty for PLAINTEXT)."""
+    kwargs: dict[str, Any] = {"security_protocol": kafka.security_protocol}
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
+        if kafka.ssl_certfile:
+            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+        kwargs["ssl_context"] = context
+    if kafka.sasl_mechanism:
+        kwargs["sasl_mechanism"] = kafka.sasl_mechanism
+        kwargs["sasl_plain_username"] = kafka.sasl_username
+        kwargs["sasl_plain_password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        )
+    return kwargs
+
+
+def producer_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
+    """aiokafka producer options (the relay's producer)."""
+    return {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "client_id": f"{kafka.client_id}-relay",
+        "acks": kafka.acks,
+        "enable_idempotence": kafka.enable_idempotence,
+        "linger_ms": kafka.linger_ms,
+        **security_kwargs(kafka),
+    }
+
+
+def broker_security(kafka: KafkaSettings) -> BaseSecurity | None:
+    """The same SASL/SSL options as FastStream security (it also documents them in AsyncAPI)."""
+    sec = security_kwargs(kafka)
+    context = sec.get("ssl_context")
+    use_ssl = context is not None
+    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+    username = kafka.sasl_username or ""
+    if kafka.sasl_mechanism == "PLAIN":
+        return SASLPlaintext(username, password, ssl_context=context, use_ssl=use_ssl)
+    if kafka.sasl_mechanism == "SCRAM-SHA-256":
+        return SASLScram256(username, password, ssl_context=context, use_ssl=use_ssl)
+    if kafka.sasl_mechanism == "SCRAM-SHA-512":
+        return SASLScram512(username, password, ssl_context=context, use_ssl=use_ssl)
+    return BaseSecurity(ssl_context=context, use_ssl=use_ssl) if use_ssl else None
+
+
+def make_broker(kafka: KafkaSettings, **extra: Any) -> KafkaBroker:
+    """A FastStream Kafka broker; its consumers only, since handlers never publish directly."""
+    return KafkaBroker(
+        kafka.bootstrap_servers,
+        client_id=kafka.client_id,
+        allow_auto_create_topics=False,
+        security=broker_security(kafka),
+        **extra,
+    )
+
+
+async def _raw_body(message: StreamMessage[Any]) -> bytes:
+    # Our Consumer decodes and validates itself, so a malformed body reaches it as bytes
+    # and is dead-lettered there instead of failing inside the framework.
+    return message.body
+
+
+def subscribe(
+    broker: KafkaBroker,
+    kafka: KafkaSettings,
+    *,
+    service: str,
+    message_cls: type[Message],
+    handle: DeliveryHandler,
+) -> None:
+    """Bind one topic to a delivery handler, committing the offset only after it returns."""
+    topic = topic_for(message_cls)
+
+    async def on_message(msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        assert not isinstance(record, tuple)
+        await handle(
+            Delivery(
+                value=record.value or b"",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key.decode(errors="replace") if record.key else None,
+                headers={k: v.decode(errors="replace") for k, v in record.headers},
+            )
+        )
+
+    on_message.__name__ = f"on_{_snake(message_cls.message_type)}"
+    broker.subscriber(
+        topic,
+        group_id=f"checkout-saga.{service}.{message_cls.message_type}",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        rebalance_timeout_ms=kafka.rebalance_timeout_ms,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+        max_poll_records=kafka.max_poll_records,
+        decoder=_raw_body,
+        include_in_schema=False,
+    )(on_message)
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))

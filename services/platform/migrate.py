@@ -1,0 +1,34 @@
+"""Run the Alembic history programmatically (the CLI's `migrate` and the test fixtures use it)."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+
+from alembic import command
+from alembic.config import Config
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config for the packaged migrations, bound to one database URL."""
+    root = resources.files("migrations")
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root))
+    config.set_main_option("version_locations", str(root / "versions"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate the database up to a revision (default: the newest)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    """Migrate the database down to a revision (default: nothing left)."""
+    command.downgrade(alembic_config(database_url), revision)
+
+
+async def upgrade_async(database_url: str, revision: str = "head") -> None:
+    """upgrade() from async code: Alembic's env runs its own event loop, so use a thread."""
+    await asyncio.to_thread(upgrade, database_url, revision)

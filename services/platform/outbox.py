@@ -1,0 +1,115 @@
+"""The transactional outbox: rows written with the state change, published later by the relay."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts import Envelope, Message
+from contracts.codec import encode, headers_for
+from contracts.topics import topic_for
+
+NOTIFY_CHANNEL = "checkout_outbox"
+"""LISTEN/NOTIFY channel the outbox trigger signals; the payload is the schema name."""
+
+
+def outbox_table(metadata: MetaData, schema: str) -> Table:
+    """The outbox table of one service schema."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("message_id", Uuid, nullable=False, unique=True),
+        Column("topic", Text, nullable=False),
+        Column("message_key", Text, nullable=False),
+        Column("lane", SmallInteger, nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("available_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("sent_at", DateTime(timezone=True)),
+        Index(f"ix_{schema}_outbox_unsent", "lane", "id", postgresql_where=text("sent_at IS NULL")),
+        Index(f"ix_{schema}_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
+        schema=schema,
+    )
+
+
+def lane_of(key: str, lanes: int) -> int:
+    """Stable lane of a key: every message of one key lands in one lane, hence stays ordered."""
+    return zlib.crc32(key.encode()) % lanes
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One message to publish: where, under which key, the bytes and the headers."""
+
+    message_id: uuid.UUID
+    topic: str
+    key: str
+    payload: bytes
+    headers: dict[str, str]
+    available_at: datetime | None = field(default=None)
+
+    @classmethod
+    def of(
+        cls,
+        message: Message,
+        *,
+        message_id: uuid.UUID | None = None,
+        causation_id: uuid.UUID | None = None,
+        available_at: datetime | None = None,
+    ) -> OutboxMessage:
+        """Wrap a contract message in its envelope, ready for the outbox."""
+        envelope: Envelope = message.to_envelope(message_id=message_id, causation_id=causation_id)
+        return cls(
+            message_id=envelope.message_id,
+            topic=topic_for(message),
+            key=str(message.order_id),
+            payload=encode(envelope),
+            headers=headers_for(envelope),
+            available_at=available_at,
+        )
+
+
+async def write(
+    conn: AsyncConnection, table: Table, messages: Sequence[OutboxMessage], lanes: int
+) -> None:
+    """Insert messages in order; ids already written (a replayed transition) are skipped."""
+    if not messages:
+        return
+    rows = [
+        {
+            "message_id": m.message_id,
+            "topic": m.topic,
+            "message_key": m.key,
+            "lane": lane_of(m.key, lanes),
+            "payload": m.payload,
+            "headers": m.headers,
+            # One multi-row INSERT needs the same columns in every row.
+            "available_at": m.available_at or func.now(),
+        }
+        for m in messages
+    ]
+    stmt = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
+    await conn.execute(stmt)

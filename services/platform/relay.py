@@ -1,0 +1,210 @@
+"""Outbox relay: publishes unsent rows per lane in insertion order, then marks them sent.
+
+Several relays may run at once: a lane is served by whoever holds its advisory lock,
+so every key (which lives in one lane) is published by one relay at a time, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+from sqlalchemy import MetaData, Table, bindparam, delete, func, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.platform.inbox import inbox_table
+from services.platform.outbox import NOTIFY_CHANNEL, outbox_table
+from services.platform.settings import RelaySettings
+
+log = logging.getLogger("checkout_saga.relay")
+
+
+class Producer(Protocol):
+    """The part of aiokafka's producer the relay uses."""
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]: ...
+
+
+@dataclass
+class RelayStats:
+    """Counts since start, for logs, tests and benchmarks."""
+
+    published: int = 0
+    batches: int = 0
+    publish_failures: int = 0
+    purged: int = 0
+    lanes_busy: int = 0
+
+
+@dataclass
+class _Schema:
+    name: str
+    outbox: Table
+    inbox: Table
+    lock_key: int
+
+
+def _lock_key(schema: str) -> int:
+    # Advisory locks take two int4 keys: (schema, lane). crc32 fits after the sign shift.
+    return zlib.crc32(schema.encode()) - 2**31
+
+
+@dataclass
+class Relay:
+    """Moves committed outbox rows of the given schemas to Kafka."""
+
+    engine: AsyncEngine
+    producer: Producer
+    schemas: Sequence[str]
+    settings: RelaySettings
+    stats: RelayStats = field(default_factory=RelayStats)
+
+    def __post_init__(self) -> None:
+        metadata = MetaData()
+        self._schemas = {
+            s: _Schema(s, outbox_table(metadata, s), inbox_table(metadata, s), _lock_key(s))
+            for s in self.schemas
+        }
+        self._dirty: set[tuple[str, int]] = set()
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until stop is set: on every notification, and every poll interval regardless."""
+        listener = await self._listen()
+        purge = asyncio.create_task(self._purge_loop(stop))
+        try:
+            await self.drain()
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_s)
+                self._wake.clear()
+                dirty, self._dirty = self._dirty, set()
+                try:
+                    await (self._drain_lanes(dirty) if dirty else self.drain())
+                except Exception:
+                    self.stats.publish_failures += 1
+                    log.exception("relay pass failed; retrying on the next wake-up")
+                    await asyncio.sleep(min(1.0, self.settings.poll_interval_s))
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+            if listener is not None:
+                await listener.close()
+
+    async def drain(self) -> int:
+        """Publish every due row of every lane; returns how many were published."""
+        pairs = {(s, lane) for s in self._schemas for lane in range(self.settings.lanes)}
+        return await self._drain_lanes(pairs)
+
+    async def _drain_lanes(self, pairs: set[tuple[str, int]]) -> int:
+        counts = await asyncio.gather(*(self._drain_lane(s, lane) for s, lane in sorted(pairs)))
+        return sum(counts)
+
+    async def _drain_lane(self, schema: str, lane: int) -> int:
+        total = 0
+        while True:
+            async with self.engine.begin() as conn:
+                sent = await self._publish_batch(conn, self._schemas[schema], lane)
+            if sent is None:
+                return total
+            total += sent
+            if sent < self.settings.batch_size:
+                return total
+
+    async def _publish_batch(self, conn: AsyncConnection, schema: _Schema, lane: int) -> int | None:
+        """One batch under the lane lock; None when another relay holds the lane."""
+        locked = await conn.scalar(
+            select(func.pg_try_advisory_xact_lock(schema.lock_key, lane))
+        )
+        if not locked:
+            self.stats.lanes_busy += 1
+            return None
+        table = schema.outbox
+        rows = (
+            await conn.execute(
+                select(table.c.id, table.c.topic, table.c.message_key, table.c.payload, table.c.headers)
+                .where(table.c.lane == lane, table.c.sent_at.is_(None), table.c.available_at <= func.now())
+                .order_by(table.c.id)
+                .limit(self.settings.batch_size)
+            )
+        ).all()
+        if not rows:
+            return 0
+        # Queue every send before awaiting any: aiokafka batches them per partition, in order.
+        futures = [
+            await self.producer.send(
+                row.topic,
+                value=row.payload,
+                key=row.message_key.encode(),
+                headers=[(k, str(v).encode()) for k, v in row.headers.items()],
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+        await conn.execute(
+            update(table).where(table.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=func.now()),
+            {"ids": [row.id for row in rows]},
+        )
+        self.stats.published += len(rows)
+        self.stats.batches += 1
+        return len(rows)
+
+    async def _listen(self) -> asyncpg.Connection | None:
+        """A dedicated connection on LISTEN; the relay still polls if it cannot listen."""
+        url = make_url(self.engine.url).set(drivername="postgresql")
+        try:
+            conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except (OSError, asyncpg.PostgresError):
+            log.warning("LISTEN unavailable; relying on polling", exc_info=True)
+            return None
+        return conn
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        schema, _, lane = payload.partition(":")
+        if schema in self._schemas and lane.isdigit():
+            self._dirty.add((schema, int(lane)))
+            self._wake.set()
+
+    async def purge(self) -> int:
+        """Delete sent rows and inbox ids older than their retention; returns rows deleted."""
+        removed = 0
+        async with self.engine.begin() as conn:
+            for schema in self._schemas.values():
+                sent = await conn.execute(
+                    delete(schema.outbox).where(
+                        schema.outbox.c.sent_at < func.now() - _seconds(self.settings.sent_retention_s)
+                    )
+                )
+                seen = await conn.execute(
+                    delete(schema.inbox).where(
+                        schema.inbox.c.received_at
+                        < func.now() - _seconds(self.settings.inbox_retention_s)
+                    )
+                )
+                removed += sent.rowcount + seen.rowcount
+        self.stats.purged += removed
+        return removed
+
+    async def _purge_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.purge()
+            except Exception:
+                log.exception("outbox/inbox purge failed; will retry")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.purge_interval_s)
+
+
+def _seconds(value: float) -> Any:
+    return text(f"interval '{float(value)} seconds'")

@@ -1,0 +1,94 @@
+"""Process settings from environment variables (prefix CHECKOUT_), built once and passed in."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    """Kafka client settings; security options pass straight through to aiokafka."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    client_id: str = "checkout-saga"
+    topic_partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1)
+    # Off by default because Tansu (the embedded broker) rejects aiokafka's idempotent producer;
+    # turn it on against Apache Kafka.
+    enable_idempotence: bool = False
+    acks: Literal["all", 1, 0] = "all"
+    # Short group timeouts keep joins fast on Tansu and in tests; production may raise them.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 500
+    rebalance_timeout_ms: int = 10000
+    fetch_max_wait_ms: int = 25
+    max_poll_records: int = 200
+    linger_ms: int = 0
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+
+class RelaySettings(BaseModel):
+    """Outbox relay tuning."""
+
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    # LISTEN/NOTIFY wakes the relay at once; this poll only covers a lost notification.
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    # Keys hash into lanes; one relay at a time owns a lane, so order per key holds with many relays.
+    lanes: int = Field(default=8, ge=1, le=256)
+    sent_retention_s: float = Field(default=24 * 3600, ge=60)
+    inbox_retention_s: float = Field(default=7 * 24 * 3600, ge=3600)
+    purge_interval_s: float = Field(default=600, gt=0)
+
+
+class ConsumerSettings(BaseModel):
+    """How a consumer retries a transient failure before handing the message back to Kafka."""
+
+    retry_attempts: int = Field(default=5, ge=1, le=50)
+    retry_base_delay_s: float = Field(default=0.05, ge=0)
+    retry_max_delay_s: float = Field(default=2.0, ge=0)
+
+
+class SagaSettings(BaseModel):
+    """Saga orchestrator policy."""
+
+    payment_timeout_s: float = Field(default=30.0, gt=0)
+    timeout_poll_interval_s: float = Field(default=0.5, gt=0)
+    timeout_batch_size: int = Field(default=100, ge=1)
+    conflict_retries: int = Field(default=5, ge=1)
+
+
+class PaymentSimulatorSettings(BaseModel):
+    """Rules the payment simulator answers by; decisions are seeded per order, so reproducible."""
+
+    enabled: bool = True
+    seed: int = 0
+    decline_rate: float = Field(default=0.0, ge=0, le=1)
+    decline_above: float | None = Field(default=None, gt=0)
+    silent_rate: float = Field(default=0.0, ge=0, le=1)
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    delay_ms: int = Field(default=0, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything a process needs; e.g. CHECKOUT_DATABASE_URL, CHECKOUT_KAFKA__BOOTSTRAP_SERVERS."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHECKOUT_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/checkout")
+    database_pool_size: int = Field(default=10, ge=1)
+    kafka: KafkaSettings = KafkaSettings()
+    relay: RelaySettings = RelaySettings()
+    consumer: ConsumerSettings = ConsumerSettings()
+    saga: SagaSettings = SagaSettings()
+    payments: PaymentSimulatorSettings = PaymentSimulatorSettings()
+    log_level: str = "INFO"
