@@ -18,7 +18,9 @@ MAX_MESSAGE_BYTES = 256 * 1024
 """Larger values are rejected before parsing; a checkout of 100 items is about 15 KiB."""
 
 
-def command_id(saga_id: uuid.UUID, transition: str, message_type: str, attempt: int = 0) -> uuid.UUID:
+def command_id(
+    saga_id: uuid.UUID, transition: str, message_type: str, attempt: int = 0
+) -> uuid.UUID:
     """Deterministic message id of a command the saga sends on one transition."""
     return uuid.uuid5(COMMAND_NAMESPACE, f"{saga_id}:{transition}:{message_type}:{attempt}")
 

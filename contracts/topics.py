@@ -7,7 +7,8 @@ from contracts.messages import ALL_MESSAGES, Message
 TOPIC_PREFIX = "checkout."
 
 TOPICS: dict[str, str] = {
-    cls.message_type: TOPIC_PREFIX + "".join(
+    cls.message_type: TOPIC_PREFIX
+    + "".join(
         "_" + ch.lower() if ch.isupper() and i else ch.lower()
         for i, ch in enumerate(cls.message_type)
     )

@@ -17,6 +17,4 @@ Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
 BuyerId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Email = Annotated[
-    str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$", max_length=320)
-]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$", max_length=320)]

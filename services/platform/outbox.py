@@ -50,7 +50,9 @@ def outbox_table(metadata: MetaData, schema: str) -> Table:
         Column("available_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("sent_at", DateTime(timezone=True)),
         Index(f"ix_{schema}_outbox_unsent", "lane", "id", postgresql_where=text("sent_at IS NULL")),
-        Index(f"ix_{schema}_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
+        Index(
+            f"ix_{schema}_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")
+        ),
         schema=schema,
     )
 
@@ -113,3 +115,18 @@ async def write(
     ]
     stmt = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
     await conn.execute(stmt)
+
+
+_REPLY_NAMESPACE = uuid.UUID("9d2b8f64-5f7e-4a8e-b0a4-2c3d8e1f7a55")
+
+
+def reply(message: Message, cause: Envelope) -> OutboxMessage:
+    """An answer to a received message: its id derives from the cause, its causation is the cause.
+
+    A replayed cause therefore re-creates the same row, which the outbox skips.
+    """
+    return OutboxMessage.of(
+        message,
+        message_id=uuid.uuid5(_REPLY_NAMESPACE, f"{cause.message_id}:{message.message_type}"),
+        causation_id=cause.message_id,
+    )

@@ -123,17 +123,21 @@ class Relay:
 
     async def _publish_batch(self, conn: AsyncConnection, schema: _Schema, lane: int) -> int | None:
         """One batch under the lane lock; None when another relay holds the lane."""
-        locked = await conn.scalar(
-            select(func.pg_try_advisory_xact_lock(schema.lock_key, lane))
-        )
+        locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(schema.lock_key, lane)))
         if not locked:
             self.stats.lanes_busy += 1
             return None
         table = schema.outbox
         rows = (
             await conn.execute(
-                select(table.c.id, table.c.topic, table.c.message_key, table.c.payload, table.c.headers)
-                .where(table.c.lane == lane, table.c.sent_at.is_(None), table.c.available_at <= func.now())
+                select(
+                    table.c.id, table.c.topic, table.c.message_key, table.c.payload, table.c.headers
+                )
+                .where(
+                    table.c.lane == lane,
+                    table.c.sent_at.is_(None),
+                    table.c.available_at <= func.now(),
+                )
                 .order_by(table.c.id)
                 .limit(self.settings.batch_size)
             )
@@ -152,7 +156,9 @@ class Relay:
         ]
         await asyncio.gather(*futures)
         await conn.execute(
-            update(table).where(table.c.id.in_(bindparam("ids", expanding=True))).values(sent_at=func.now()),
+            update(table)
+            .where(table.c.id.in_(bindparam("ids", expanding=True)))
+            .values(sent_at=func.now()),
             {"ids": [row.id for row in rows]},
         )
         self.stats.published += len(rows)
@@ -183,7 +189,8 @@ class Relay:
             for schema in self._schemas.values():
                 sent = await conn.execute(
                     delete(schema.outbox).where(
-                        schema.outbox.c.sent_at < func.now() - _seconds(self.settings.sent_retention_s)
+                        schema.outbox.c.sent_at
+                        < func.now() - _seconds(self.settings.sent_retention_s)
                     )
                 )
                 seen = await conn.execute(
