@@ -20,9 +20,7 @@ payments = Table(
     Column("decision", Text, nullable=False),
     Column("reason", Text),
     Column("decided_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    CheckConstraint(
-        "decision IN ('completed', 'declined', 'silent')", name="ck_payments_decision"
-    ),
+    CheckConstraint("decision IN ('completed', 'declined', 'silent')", name="ck_payments_decision"),
 )
 
 # Keyed by payment id: a payment is refunded at most once, whoever asks how often.

@@ -1,0 +1,194 @@
+"""Assembles services into one process: consumers on one broker, relay, background loops.
+
+Imports every service, so it lives outside the platform package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from aiokafka import AIOKafkaProducer
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import Envelope, Message
+from contracts.topics import all_topics, topic_for
+from services.platform.broker import make_broker, producer_kwargs, subscribe
+from services.platform.consumer import Consumer, Delivery, Handler
+from services.platform.db import create_engine
+from services.platform.relay import Relay
+from services.platform.service import ServiceSpec
+from services.platform.settings import Settings
+from services.platform.topics import ensure_topics
+
+log = logging.getLogger("checkout_saga.runtime")
+
+SERVICES = ("saga", "inventory", "orders", "cart", "payments")
+"""Every service a process can run, in the order they are started."""
+
+
+def _factories() -> dict[str, Callable[[Settings], ServiceSpec]]:
+    # Imported here so that loading the runtime module imports no service eagerly.
+    from saga import app as saga_app
+    from services.cart import app as cart_app
+    from services.inventory import app as inventory_app
+    from services.orders import app as orders_app
+    from services.payments import app as payments_app
+
+    return {
+        "saga": saga_app.create_service,
+        "inventory": inventory_app.create_service,
+        "orders": orders_app.create_service,
+        "cart": cart_app.create_service,
+        "payments": payments_app.create_service,
+    }
+
+
+def build_specs(settings: Settings, names: Sequence[str]) -> list[ServiceSpec]:
+    """The named services' specs (unknown names raise ValueError)."""
+    factories = _factories()
+    unknown = [n for n in names if n not in factories]
+    if unknown:
+        raise ValueError(f"unknown service(s): {', '.join(unknown)}; choose from {SERVICES}")
+    return [factories[n](settings) for n in names]
+
+
+def _bind(
+    consumer: Consumer, message_cls: type[Message], handler: Handler
+) -> Callable[[Delivery], object]:
+    return partial(consumer.process, expected_type=message_cls.message_type, handler=handler)
+
+
+def _document(broker: KafkaBroker, message_cls: type[Message]) -> None:
+    """A documentation-only publisher: puts the topic and its typed envelope in AsyncAPI."""
+    from pydantic import create_model
+
+    typed = create_model(
+        f"{message_cls.__name__}Envelope", __base__=Envelope, payload=(message_cls, ...)
+    )
+    broker.publisher(
+        topic_for(message_cls),
+        title=topic_for(message_cls),
+        description=(message_cls.__doc__ or "").strip(),
+        schema=typed,
+    )
+
+
+class Runtime:
+    """One process's services: subscribers, relay and background loops, started and stopped."""
+
+    def __init__(self, settings: Settings, services: Sequence[str], *, relay: bool = True) -> None:
+        self.settings = settings
+        self.specs = build_specs(settings, services)
+        self.engine: AsyncEngine = create_engine(settings)
+        self.broker = make_broker(settings.kafka)
+        self.consumers: dict[str, Consumer] = {}
+        self.relay: Relay | None = None
+        self._with_relay = relay
+        self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._register()
+
+    def _register(self) -> None:
+        documented: set[type[Message]] = set()
+        for spec in self.specs:
+            consumer = Consumer(self.engine, spec.mailbox, spec.name, self.settings.consumer)
+            self.consumers[spec.name] = consumer
+            for sub in spec.subscriptions:
+                subscribe(
+                    self.broker,
+                    self.settings.kafka,
+                    service=spec.name,
+                    message_cls=sub.message_cls,
+                    handle=_bind(consumer, sub.message_cls, sub.handler),  # type: ignore[arg-type]
+                )
+            documented.update(spec.publishes)
+        for cls in sorted(documented, key=lambda c: c.message_type):
+            _document(self.broker, cls)
+
+    async def start(self) -> None:
+        """Create topics, start the relay and background loops, then the consumers."""
+        await ensure_topics(self.settings.kafka, all_topics())
+        await self.start_background()
+        if any(spec.subscriptions for spec in self.specs):
+            await self.broker.start()
+
+    async def start_background(self) -> None:
+        """The relay and every service's background loop (the broker is started by the caller)."""
+        self._stop.clear()
+        if self._with_relay:
+            self._producer = AIOKafkaProducer(**producer_kwargs(self.settings.kafka))
+            await self._producer.start()
+            self.relay = Relay(
+                self.engine,
+                self._producer,  # type: ignore[arg-type]
+                [s.mailbox.schema for s in self.specs],
+                self.settings.relay,
+            )
+            self._spawn(self.relay.run(self._stop), "relay")
+        for spec in self.specs:
+            for loop in spec.background:
+                self._spawn(loop(self._stop), f"{spec.name}-background")
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Stop consuming first, then the loops and the relay, then the engine."""
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        await self.stop_background()
+        await self.engine.dispose()
+
+    async def stop_background(self) -> None:
+        """Let the relay and loops finish their current pass, then close the producer."""
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+        self._tasks.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def create_app(
+    settings: Settings, services: Sequence[str] = SERVICES, *, relay: bool = True
+) -> FastStream:
+    """A FastStream application running the named services (and the relay) in this process."""
+    runtime = Runtime(settings, services, relay=relay)
+    app = FastStream(
+        runtime.broker,
+        specification=AsyncAPI(
+            title="checkout-saga",
+            version="1.0.0",
+            description="Checkout saga: commands and events on Kafka, JSON envelopes keyed by order id.",
+        ),
+    )
+    # FastStream starts the broker itself; the runtime starts everything around it.
+    app.on_startup(partial(ensure_topics, settings.kafka, all_topics()))
+    app.after_startup(runtime.start_background)
+    app.on_shutdown(runtime.stop_background)
+    app.after_shutdown(runtime.engine.dispose)
+    return app
