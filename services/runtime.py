@@ -135,7 +135,7 @@ class Runtime:
             self._spawn(self.relay.run(self._stop), "relay")
         for spec in self.specs:
             for loop in spec.background:
-                self._spawn(loop(self._stop), f"{spec.name}-background")
+                self._spawn(loop(self.engine, self._stop), f"{spec.name}-background")
 
     def _spawn(self, coro: object, name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]

@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Message
 from services.platform.consumer import Handler, Mailbox
 
-BackgroundLoop = Callable[[asyncio.Event], Awaitable[None]]
+BackgroundLoop = Callable[[AsyncEngine, asyncio.Event], Awaitable[None]]
 """A loop that runs until the event is set (e.g. the saga's payment-timeout poller)."""
 
 

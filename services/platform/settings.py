@@ -62,7 +62,9 @@ class SagaSettings(BaseModel):
     payment_timeout_s: float = Field(default=30.0, gt=0)
     timeout_poll_interval_s: float = Field(default=0.5, gt=0)
     timeout_batch_size: int = Field(default=100, ge=1)
-    conflict_retries: int = Field(default=5, ge=1)
+    # A message for a saga that does not exist yet (it overtook its CheckoutStarted) is retried
+    # for this long after it occurred, then dead-lettered.
+    orphan_grace_s: float = Field(default=60.0, ge=0)
 
 
 class PaymentSimulatorSettings(BaseModel):

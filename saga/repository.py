@@ -1,0 +1,100 @@
+"""Saga persistence: one row per saga, written only with `WHERE version = :v` (optimistic)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import func
+
+from saga.instance import SagaData, SagaState
+from saga.tables import sagas
+from services.platform.consumer import ConflictError
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSaga:
+    """A saga as read: state, data and the version a write must match."""
+
+    id: uuid.UUID
+    state: SagaState
+    version: int
+    data: SagaData
+
+
+def _stored(row: Row[tuple[object, ...]]) -> StoredSaga:
+    return StoredSaga(
+        id=row.id,
+        state=SagaState(row.state),
+        version=row.version,
+        data=SagaData.model_validate(row.data),
+    )
+
+
+async def load(conn: AsyncConnection, saga_id: uuid.UUID) -> StoredSaga | None:
+    """The saga, or None when no CheckoutStarted created it yet."""
+    row = (await conn.execute(select(sagas).where(sagas.c.id == saga_id))).first()
+    return _stored(row) if row is not None else None
+
+
+async def create(
+    conn: AsyncConnection, saga_id: uuid.UUID, state: SagaState, data: SagaData
+) -> None:
+    """Insert a new saga at version 1; a concurrent creator makes this a conflict."""
+    inserted = await conn.execute(
+        pg_insert(sagas)
+        .values(
+            id=saga_id,
+            state=state,
+            version=1,
+            data=data.model_dump(mode="json"),
+            payment_deadline=data.payment_deadline,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    if inserted.rowcount != 1:
+        raise ConflictError(f"saga {saga_id} was created concurrently")
+
+
+async def save(conn: AsyncConnection, saga: StoredSaga, state: SagaState, data: SagaData) -> None:
+    """Write the next version; raise ConflictError when someone else wrote first."""
+    result = await conn.execute(
+        update(sagas)
+        .where(sagas.c.id == saga.id, sagas.c.version == saga.version)
+        .values(
+            state=state,
+            version=saga.version + 1,
+            data=data.model_dump(mode="json"),
+            payment_deadline=data.payment_deadline,
+            updated_at=func.now(),
+        )
+    )
+    if result.rowcount != 1:
+        raise ConflictError(f"saga {saga.id} changed since version {saga.version}")
+
+
+async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[StoredSaga]:
+    """Lock sagas whose payment deadline passed; rows another poller holds are skipped."""
+    rows = await conn.execute(
+        select(sagas)
+        .where(sagas.c.payment_deadline <= now)
+        .order_by(sagas.c.payment_deadline)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [_stored(r) for r in rows]
+
+
+async def list_sagas(
+    conn: AsyncConnection, state: SagaState | None = None, limit: int = 100
+) -> list[StoredSaga]:
+    """Newest sagas first, optionally in one state (for the CLI and the admin API)."""
+    stmt = select(sagas).order_by(sagas.c.created_at.desc()).limit(limit)
+    if state is not None:
+        stmt = stmt.where(sagas.c.state == state)
+    return [_stored(r) for r in await conn.execute(stmt)]
