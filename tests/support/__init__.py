@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: backends, the in-process stack, scripted peers."""
