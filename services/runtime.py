@@ -173,19 +173,35 @@ def _log_crash(task: asyncio.Task[None]) -> None:
         log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
 
 
+_DESCRIPTION = (
+    "Checkout saga commands and events on Kafka. Every message is a UTF-8 JSON envelope "
+    "(message_id, message_type, correlation_id = order id, causation_id, occurred_at, "
+    "schema_version, payload) on the topic of its type, keyed by the order id, with the "
+    "headers message_id, message_type, correlation_id, causation_id, schema_version and "
+    "content-type: application/json. Rejected messages go to checkout.dead_letter with "
+    "dlq_* headers saying why."
+)
+
+
+def specification(runtime: Runtime) -> AsyncAPI:
+    """The AsyncAPI document of a runtime's broker (every topic its services publish)."""
+    return AsyncAPI(
+        runtime.broker, title="checkout-saga", version="1.0.0", description=_DESCRIPTION
+    )
+
+
+def asyncapi_json(settings: Settings) -> str:
+    """The AsyncAPI document of the whole product, as committed in docs/asyncapi.json."""
+    runtime = Runtime(settings, SERVICES)
+    return specification(runtime).to_specification().to_json()
+
+
 def create_app(
     settings: Settings, services: Sequence[str] = SERVICES, *, relay: bool = True
 ) -> FastStream:
     """A FastStream application running the named services (and the relay) in this process."""
     runtime = Runtime(settings, services, relay=relay)
-    app = FastStream(
-        runtime.broker,
-        specification=AsyncAPI(
-            title="checkout-saga",
-            version="1.0.0",
-            description="Checkout saga: commands and events on Kafka, JSON envelopes keyed by order id.",
-        ),
-    )
+    app = FastStream(runtime.broker, specification=specification(runtime))
     # FastStream starts the broker itself; the runtime starts everything around it.
     app.on_startup(partial(ensure_topics, settings.kafka, all_topics()))
     app.after_startup(runtime.start_background)

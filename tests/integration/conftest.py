@@ -1,0 +1,76 @@
+"""Integration fixtures: the real services in-process on PostgreSQL and a Kafka-protocol broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+
+from services.platform import migrate
+from services.platform.db import create_engine
+from services.platform.settings import KafkaSettings, RelaySettings, SagaSettings, Settings
+from services.runtime import Runtime
+from tests.support.payer import ScriptedPayer
+from tests.support.stack import Stack
+
+PAYMENT_TIMEOUT_S = 5.0
+"""Short enough for the timeout tests, long enough that a slow CI still pays in time."""
+
+
+@pytest.fixture(scope="session")
+def migrated_database_url(database_url: str) -> str:
+    """The session database with every migration applied."""
+    migrate.upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def integration_settings(migrated_database_url: str, kafka_bootstrap: str) -> Settings:
+    """Settings of the in-process stack: short timeouts, few partitions."""
+    return Settings(
+        database_url=SecretStr(migrated_database_url),
+        kafka=KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_partitions=4),
+        saga=SagaSettings(payment_timeout_s=PAYMENT_TIMEOUT_S, timeout_poll_interval_s=0.2),
+        relay=RelaySettings(poll_interval_s=0.5),
+    )
+
+
+@pytest.fixture(scope="session")
+async def stack(integration_settings: Settings) -> AsyncIterator[Stack]:
+    """saga + orders + cart in one runtime, inventory in another (so a test can stop it)."""
+    main = Runtime(integration_settings, ["saga", "orders", "cart"])
+    inventory = Runtime(integration_settings, ["inventory"])
+    await main.start()
+    await inventory.start()
+    engine = create_engine(integration_settings, pool_size=5)
+    stack = Stack(integration_settings, engine, main, inventory)
+    try:
+        yield stack
+    finally:
+        await stack.stop_inventory()
+        await main.stop()
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def payer(stack: Stack, kafka_bootstrap: str) -> AsyncIterator[ScriptedPayer]:
+    """The payment provider of these tests (the simulator is not running here)."""
+    scripted = ScriptedPayer(kafka_bootstrap)
+    await scripted.start()
+    try:
+        yield scripted
+    finally:
+        await scripted.stop()
+
+
+@pytest.fixture(scope="session")
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain Kafka producer, as an upstream service would use."""
+    client = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
+    await client.start()
+    try:
+        yield client
+    finally:
+        await client.stop()
