@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -33,30 +34,27 @@ SERVICES = ("saga", "inventory", "orders", "cart", "payments")
 """Every service a process can run, in the order they are started."""
 
 
-def _factories() -> dict[str, Callable[[Settings], ServiceSpec]]:
-    # Imported here so that loading the runtime module imports no service eagerly.
-    from saga import app as saga_app
-    from services.cart import app as cart_app
-    from services.inventory import app as inventory_app
-    from services.orders import app as orders_app
-    from services.payments import app as payments_app
+_APPS = {
+    "saga": "saga.app",
+    "inventory": "services.inventory.app",
+    "orders": "services.orders.app",
+    "cart": "services.cart.app",
+    "payments": "services.payments.app",
+}
 
-    return {
-        "saga": saga_app.create_service,
-        "inventory": inventory_app.create_service,
-        "orders": orders_app.create_service,
-        "cart": cart_app.create_service,
-        "payments": payments_app.create_service,
-    }
+
+def _factory(name: str) -> Callable[[Settings], ServiceSpec]:
+    # Imported by name, so a process running one service loads only that service.
+    factory: Callable[[Settings], ServiceSpec] = importlib.import_module(_APPS[name]).create_service
+    return factory
 
 
 def build_specs(settings: Settings, names: Sequence[str]) -> list[ServiceSpec]:
     """The named services' specs (unknown names raise ValueError)."""
-    factories = _factories()
-    unknown = [n for n in names if n not in factories]
+    unknown = [n for n in names if n not in _APPS]
     if unknown:
         raise ValueError(f"unknown service(s): {', '.join(unknown)}; choose from {SERVICES}")
-    return [factories[n](settings) for n in names]
+    return [_factory(n)(settings) for n in names]
 
 
 def _bind(
@@ -128,7 +126,7 @@ class Runtime:
             await self._producer.start()
             self.relay = Relay(
                 self.engine,
-                self._producer,  # type: ignore[arg-type]
+                self._producer,
                 [s.mailbox.schema for s in self.specs],
                 self.settings.relay,
             )

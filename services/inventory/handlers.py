@@ -12,6 +12,7 @@ from contracts import (
     ReserveStockForOrder,
     StockReservationCompleted,
     StockReservationFailed,
+    StockShortage,
 )
 from contracts.codec import Decoded
 from services.inventory import repository as repo
@@ -55,7 +56,7 @@ async def reserve_stock(conn: AsyncConnection, decoded: Decoded) -> list[OutboxM
 async def _previous_answer(
     conn: AsyncConnection,
     cmd: ReserveStockForOrder,
-    previous: tuple[bool, str | None, list[repo.StockShortage]],
+    previous: tuple[bool, str | None, list[StockShortage]],
 ) -> StockReservationCompleted | StockReservationFailed:
     succeeded, reason, shortages = previous
     if not succeeded:
