@@ -1,0 +1,479 @@
+"""One test per row of the saga table, plus the coverage of every (state, trigger) pair."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from contracts import (
+    ClearCart,
+    ConfirmOrder,
+    DeductStock,
+    OrderFailed,
+    PaymentRequested,
+    RefundPayment,
+    ReleaseStockReservations,
+    ReserveStockForOrder,
+    StockItem,
+    command_id,
+)
+from saga.instance import FINAL_STATES, SagaData, SagaInstance, SagaState
+from saga.machine import (
+    ANY_SAGA,
+    NO_SAGA,
+    REJECTED_PAIRS,
+    TABLE,
+    TRIGGERS,
+    Outcome,
+    SagaEvent,
+    StepResult,
+    classify,
+    start,
+    step,
+    trigger_name,
+)
+from tests.unit.saga import (
+    BUYER,
+    CART,
+    NOW,
+    ORDER,
+    P1,
+    P2,
+    POLICY,
+    R1,
+    R2,
+    R3,
+    TOTAL,
+    advance,
+    checkout_started,
+    deadline_passed,
+    declined,
+    paid,
+    sent,
+    stock_failed,
+    stock_reserved,
+)
+
+S = SagaState
+DEADLINE = NOW + POLICY.payment_timeout
+MISMATCH = f"payment {P1} of 20.00 EUR does not match the order total 25.00 EUR"
+
+
+def apply(before: StepResult, event: SagaEvent, now: datetime = NOW) -> StepResult:
+    """Step once, and check that the same input twice gives the same result (and ids)."""
+    result = step(before.state, before.data, event, now, POLICY)
+    assert step(before.state, before.data, event, now, POLICY) == result
+    return result
+
+
+def assert_ids(result: StepResult, *transitions: str) -> None:
+    """Command ids are command_id(saga, transition, type): one transition for all, or one each."""
+    names = transitions * len(result.commands) if len(transitions) == 1 else transitions
+    expected = [
+        command_id(ORDER, name, c.message.message_type)
+        for name, c in zip(names, result.commands, strict=True)
+    ]
+    assert [c.message_id for c in result.commands] == expected
+
+
+def assert_duplicate(before: StepResult, event: SagaEvent, row: str, now: datetime = NOW) -> None:
+    result = apply(before, event, now)
+    assert (result.outcome, result.transition) == (Outcome.DUPLICATE, row)
+    assert (result.state, result.data, result.commands) == (before.state, before.data, ())
+    assert result.reason
+
+
+def release(*ids: object, reason: str) -> ReleaseStockReservations:
+    return ReleaseStockReservations(order_id=ORDER, reservation_ids=list(ids), reason=reason)
+
+
+def refund(payment_id: object, row: str, amount: Decimal = TOTAL) -> RefundPayment:
+    reason = row.replace("_", " ")
+    return RefundPayment(
+        order_id=ORDER, payment_id=payment_id, amount=amount, currency="EUR", reason=reason
+    )
+
+
+CONFIRMATION = [
+    ConfirmOrder(order_id=ORDER, payment_id=P1),
+    DeductStock(order_id=ORDER),
+    ClearCart(order_id=ORDER, buyer_id=BUYER, cart_id=CART),
+]
+
+
+def in_state(state: SagaState) -> StepResult:
+    """A typical saga in this state."""
+    setups: dict[SagaState, Callable[[], StepResult]] = {
+        S.SUBMITTED: advance,
+        S.STOCK_RESERVED: lambda: advance(stock_reserved()),
+        S.CONFIRMED: lambda: advance(stock_reserved(), paid()),
+        S.FAILED: lambda: advance(stock_reserved(), declined()),
+    }
+    return setups[state]()
+
+
+# -- (none) and any saga --------------------------------------------------------------------
+
+
+def test_row_create_saga() -> None:
+    result = start(checkout_started(), NOW, POLICY)
+    assert start(checkout_started(), NOW, POLICY) == result
+    assert (result.state, result.outcome, result.transition) == (
+        S.SUBMITTED,
+        "applied",
+        "create_saga",
+    )
+    items = [StockItem(sku="SKU-A", quantity=2), StockItem(sku="SKU-B", quantity=1)]
+    assert sent(result) == [ReserveStockForOrder(order_id=ORDER, items=items)]
+    assert_ids(result, "create_saga")
+    data = result.data
+    assert (data.order_id, data.buyer_id, data.cart_id) == (ORDER, BUYER, CART)
+    assert (data.amount, data.currency, data.items) == (TOTAL, "EUR", items)
+    assert (data.reservation_requests, data.reservations, data.payment_deadline) == (1, [], None)
+
+
+@pytest.mark.parametrize("state", list(S))
+def test_row_checkout_repeated(state: SagaState) -> None:
+    assert_duplicate(in_state(state), checkout_started(), "checkout_repeated")
+
+
+# -- Submitted ------------------------------------------------------------------------------
+
+
+def test_row_reserved_after_early_failure() -> None:
+    result = apply(advance(declined()), stock_reserved())
+    assert (result.state, result.transition) == (S.FAILED, "reserved_after_early_failure")
+    reason = "payment failed: card declined"
+    assert sent(result) == [
+        release(R1, R2, reason=reason),
+        OrderFailed(order_id=ORDER, reason=reason),
+    ]
+    assert_ids(result, "reserved_after_early_failure")
+    assert [r.reservation_id for r in result.data.reservations] == [R1, R2]
+    assert result.data.failure_reason == reason
+
+
+def test_row_reserved_after_early_payment() -> None:
+    result = apply(advance(paid()), stock_reserved())
+    assert (result.state, result.transition) == (S.CONFIRMED, "reserved_after_early_payment")
+    assert sent(result) == CONFIRMATION  # no PaymentRequested: the buyer has paid already
+    assert_ids(result, "reserved_after_early_payment")
+    assert (result.data.payment_id, result.data.payment_deadline) == (P1, None)
+    assert len(result.data.reservations) == 2
+
+
+def test_row_stock_reserved() -> None:
+    result = apply(advance(), stock_reserved())
+    assert (result.state, result.transition) == (S.STOCK_RESERVED, "stock_reserved")
+    request = PaymentRequested(order_id=ORDER, buyer_id=BUYER, amount=TOTAL, currency="EUR")
+    assert sent(result) == [request]
+    assert_ids(result, "stock_reserved")
+    assert result.data.payment_deadline == DEADLINE
+    assert result.data.reservations == stock_reserved().reservations
+
+
+def test_row_unreserved_after_early_payment() -> None:
+    result = apply(advance(paid()), stock_failed())
+    row = "unreserved_after_early_payment"
+    assert (result.state, result.transition) == (S.FAILED, row)
+    assert sent(result) == [OrderFailed(order_id=ORDER, reason="out of stock"), refund(P1, row)]
+    assert_ids(result, row, f"{row}:{P1}")
+    assert result.data.refunded_payment_ids == [P1]
+
+
+def test_row_reservation_failed() -> None:
+    result = apply(advance(), stock_failed())
+    assert (result.state, result.transition) == (S.FAILED, "reservation_failed")
+    assert sent(result) == [OrderFailed(order_id=ORDER, reason="out of stock")]
+    assert_ids(result, "reservation_failed")
+    assert result.data.failure_reason == "out of stock"
+
+
+def test_row_early_payment_repeated() -> None:
+    assert_duplicate(advance(paid()), paid(), "early_payment_repeated")
+
+
+@pytest.mark.parametrize("first", [paid(), declined()], ids=["after_payment", "after_failure"])
+def test_row_extra_early_payment(first: SagaEvent) -> None:
+    before = advance(first)
+    result = apply(before, paid(P2))
+    assert (result.state, result.transition) == (S.SUBMITTED, "extra_early_payment")
+    assert sent(result) == [refund(P2, "extra_early_payment")]
+    assert_ids(result, f"extra_early_payment:{P2}")
+    assert result.data.refunded_payment_ids == [P2]
+    assert result.anomaly
+    assert result.data.anomalies == [result.anomaly]
+    assert (result.data.early_payment, result.data.early_payment_failure) == (
+        before.data.early_payment,
+        before.data.early_payment_failure,
+    )  # the first outcome stays
+
+
+def test_row_early_payment() -> None:
+    result = apply(advance(), paid())
+    assert (result.state, result.transition, result.commands) == (S.SUBMITTED, "early_payment", ())
+    assert result.data.early_payment == paid()
+
+
+def test_row_early_payment_mismatch() -> None:
+    result = apply(advance(), paid(amount=Decimal("20.00")))
+    row = "early_payment_mismatch"
+    assert (result.state, result.transition) == (S.SUBMITTED, row)
+    assert sent(result) == [refund(P1, row, amount=Decimal("20.00"))]
+    assert_ids(result, f"{row}:{P1}")
+    failure = result.data.early_payment_failure
+    assert failure is not None
+    assert (failure.payment_id, failure.reason) == (P1, MISMATCH)
+    assert result.data.early_payment is None
+    assert result.anomaly
+
+
+def test_row_early_failure_repeated() -> None:
+    assert_duplicate(advance(declined()), declined(P2, "other"), "early_failure_repeated")
+
+
+def test_row_failure_after_early_payment() -> None:
+    before = advance(paid())
+    result = apply(before, declined())
+    assert (result.state, result.transition) == (S.SUBMITTED, "failure_after_early_payment")
+    assert result.commands == ()
+    assert result.anomaly
+    assert result.data == before.data.model_copy(update={"anomalies": [result.anomaly]})
+
+
+def test_row_early_payment_failure() -> None:
+    result = apply(advance(), declined())
+    assert (result.state, result.transition, result.commands) == (
+        S.SUBMITTED,
+        "early_payment_failure",
+        (),
+    )
+    assert result.data.early_payment_failure == declined()
+
+
+# -- StockReserved --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [S.STOCK_RESERVED, S.CONFIRMED])
+def test_row_reservation_repeated(state: SagaState) -> None:
+    assert_duplicate(in_state(state), stock_reserved(), "reservation_repeated")
+
+
+def test_row_payment_completed() -> None:
+    result = apply(in_state(S.STOCK_RESERVED), paid())
+    assert (result.state, result.transition) == (S.CONFIRMED, "payment_completed")
+    assert sent(result) == CONFIRMATION
+    assert_ids(result, "payment_completed")
+    assert (result.data.payment_id, result.data.payment_deadline) == (P1, None)
+
+
+def test_row_payment_mismatch() -> None:
+    result = apply(in_state(S.STOCK_RESERVED), paid(amount=Decimal("20.00")))
+    row = "payment_mismatch"
+    assert (result.state, result.transition) == (S.FAILED, row)
+    assert sent(result) == [
+        refund(P1, row, amount=Decimal("20.00")),
+        release(R1, R2, reason=MISMATCH),
+        OrderFailed(order_id=ORDER, reason=MISMATCH),
+    ]
+    assert_ids(result, f"{row}:{P1}", row, row)
+    assert (result.data.payment_id, result.data.payment_deadline) == (None, None)
+    assert result.data.refunded_payment_ids == [P1]
+    assert result.anomaly
+
+
+def test_row_payment_failed() -> None:
+    result = apply(in_state(S.STOCK_RESERVED), declined())
+    reason = "payment failed: card declined"
+    assert (result.state, result.transition) == (S.FAILED, "payment_failed")
+    assert sent(result) == [
+        release(R1, R2, reason=reason),
+        OrderFailed(order_id=ORDER, reason=reason),
+    ]
+    assert_ids(result, "payment_failed")
+    assert (result.data.failure_reason, result.data.payment_deadline) == (reason, None)
+
+
+def test_row_payment_timed_out() -> None:
+    result = apply(in_state(S.STOCK_RESERVED), deadline_passed(DEADLINE), now=DEADLINE)
+    reason = "payment timeout"
+    assert (result.state, result.transition) == (S.FAILED, "payment_timed_out")
+    assert sent(result) == [
+        release(R1, R2, reason=reason),
+        OrderFailed(order_id=ORDER, reason=reason),
+    ]
+    assert_ids(result, "payment_timed_out")
+    assert (result.data.failure_reason, result.data.payment_deadline) == (reason, None)
+
+
+@pytest.mark.parametrize(
+    ("deadline", "now"),
+    [(DEADLINE, DEADLINE - timedelta(microseconds=1)), (DEADLINE - timedelta(seconds=5), DEADLINE)],
+    ids=["not_yet_due", "deadline_moved"],
+)
+def test_row_deadline_not_due(deadline: datetime, now: datetime) -> None:
+    assert_duplicate(in_state(S.STOCK_RESERVED), deadline_passed(deadline), "deadline_not_due", now)
+
+
+# -- Confirmed / Failed ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("before", ["confirmed", "refunded"])
+def test_row_payment_repeated(before: str) -> None:
+    saga = in_state(S.CONFIRMED) if before == "confirmed" else advance(stock_failed(), paid())
+    assert_duplicate(saga, paid(), "payment_repeated")
+
+
+def test_row_second_payment() -> None:
+    before = in_state(S.CONFIRMED)
+    result = apply(before, paid(P2))
+    assert (result.state, result.transition) == (S.CONFIRMED, "second_payment")
+    assert sent(result) == [refund(P2, "second_payment")]
+    assert_ids(result, f"second_payment:{P2}")
+    assert result.data.payment_id == P1
+    assert result.data.refunded_payment_ids == [P2]
+    assert result.anomaly
+    assert result.data.anomalies == [result.anomaly]
+
+
+def test_row_failure_after_confirm() -> None:
+    before = in_state(S.CONFIRMED)
+    result = apply(before, declined())
+    assert (result.state, result.transition, result.outcome) == (
+        S.CONFIRMED,
+        "failure_after_confirm",
+        Outcome.APPLIED,
+    )
+    assert result.commands == ()
+    assert result.anomaly
+    assert result.data == before.data.model_copy(update={"anomalies": [result.anomaly]})
+
+
+@pytest.mark.parametrize("state", [S.CONFIRMED, S.FAILED])
+def test_row_deadline_stale(state: SagaState) -> None:
+    assert_duplicate(in_state(state), deadline_passed(DEADLINE), "deadline_stale", DEADLINE)
+
+
+def test_row_late_payment() -> None:
+    result = apply(in_state(S.FAILED), paid())
+    assert (result.state, result.transition) == (S.FAILED, "late_payment")
+    assert sent(result) == [refund(P1, "late_payment")]
+    assert_ids(result, f"late_payment:{P1}")
+    assert result.data.refunded_payment_ids == [P1]
+
+
+def test_row_late_reservation_repeated() -> None:
+    assert_duplicate(in_state(S.FAILED), stock_reserved(R2, R1), "late_reservation_repeated")
+
+
+def test_row_late_reservation() -> None:
+    result = apply(advance(stock_failed()), stock_reserved(R3, R1))
+    reason = "the reservation arrived after the order failed"
+    assert (result.state, result.transition) == (S.FAILED, "late_reservation")
+    assert sent(result) == [release(R1, R3, reason=reason)]
+    assert_ids(result, f"late_reservation:{R1},{R3}")
+    assert [r.reservation_id for r in result.data.reservations] == [R3, R1]
+
+
+def test_row_reservation_failure_repeated() -> None:
+    assert_duplicate(advance(stock_failed()), stock_failed("again"), "reservation_failure_repeated")
+
+
+def test_row_payment_failure_repeated() -> None:
+    assert_duplicate(in_state(S.FAILED), declined(P1), "payment_failure_repeated")
+
+
+# -- The table as a whole -------------------------------------------------------------------
+
+
+def test_every_row_has_its_test() -> None:
+    missing = [row.name for row in TABLE if f"test_row_{row.name}" not in globals()]
+    assert not missing
+    assert len({row.name for row in TABLE}) == len(TABLE), "row names are transition ids"
+
+
+@pytest.mark.parametrize("state", [NO_SAGA, *ANY_SAGA])
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_every_pair_is_a_row_or_deliberately_rejected(state: str, trigger: str) -> None:
+    is_row = classify(state, trigger) == "row"
+    assert is_row != ((state, trigger) in REJECTED_PAIRS)
+    assert is_row == any(state in row.during and row.when == trigger for row in TABLE)
+
+
+def test_rows_of_a_pair_end_with_one_unguarded_row() -> None:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row in TABLE:
+        for state in row.during:
+            groups.setdefault((state, row.when), []).append(row.guard)
+    for pair, guards in groups.items():
+        # Earlier rows are tried first; an unguarded row anywhere but last hides the rest.
+        assert guards[-1] == "", pair
+        assert "" not in guards[:-1], pair
+
+
+def test_rows_name_existing_guards_and_actions_and_finals_stay_final() -> None:
+    for row in TABLE:
+        for word in (row.guard, *row.then) if row.guard else row.then:
+            assert callable(getattr(SagaInstance, word, None)), (row.name, word)
+        if any(SagaState(s) in FINAL_STATES for s in row.during if s != NO_SAGA):
+            assert row.go_to == "=", row.name
+
+
+EVENT_OF: dict[str, SagaEvent] = {
+    "checkout_started": checkout_started(),
+    "stock_reservation_completed": stock_reserved(),
+    "stock_reservation_failed": stock_failed(),
+    "payment_completed": paid(),
+    "payment_failed": declined(),
+    "payment_deadline_passed": deadline_passed(DEADLINE),
+}
+
+
+@pytest.mark.parametrize(("state", "trigger"), [p for p in REJECTED_PAIRS if p[0] != NO_SAGA])
+def test_rejected_pairs_return_rejected_and_change_nothing(state: str, trigger: str) -> None:
+    before = in_state(SagaState(state))
+    result = step(before.state, before.data, EVENT_OF[trigger], DEADLINE, POLICY)
+    assert (result.outcome, result.transition, result.commands) == (Outcome.REJECTED, None, ())
+    assert (result.state, result.data) == (before.state, before.data)
+    assert result.reason
+    assert REJECTED_PAIRS[(state, trigger)] in result.reason
+
+
+def test_no_saga_pairs_are_rejected_for_the_caller_to_park() -> None:
+    # With no saga there is no data to step; the caller parks these (see saga.handlers).
+    no_saga = {trigger for state, trigger in REJECTED_PAIRS if state == NO_SAGA}
+    assert no_saga == set(TRIGGERS) - {"checkout_started"}
+
+
+def test_trigger_names_are_snake_case_class_names() -> None:
+    assert {trigger_name(event) for event in EVENT_OF.values()} == set(TRIGGERS)
+    assert all(trigger_name(event) == name for name, event in EVENT_OF.items())
+
+
+def test_a_message_the_saga_does_not_handle_is_rejected() -> None:
+    before = in_state(S.STOCK_RESERVED)
+    result = step(before.state, before.data, DeductStock(order_id=ORDER), NOW, POLICY)
+    assert result.outcome == Outcome.REJECTED
+    assert result.data is before.data
+
+
+def test_an_event_of_another_order_is_rejected() -> None:
+    before = in_state(S.STOCK_RESERVED)
+    other = checkout_started(order_id=P2)
+    result = step(before.state, before.data, other, NOW, POLICY)
+    assert result.outcome == Outcome.REJECTED
+    assert "for order" in (result.reason or "")
+
+
+def test_naive_now_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        start(checkout_started(), NOW.replace(tzinfo=None), POLICY)
+
+
+def test_data_round_trips_through_json() -> None:
+    for saga in (advance(paid()), advance(declined()), in_state(S.FAILED), in_state(S.CONFIRMED)):
+        stored = saga.data.model_dump(mode="json")
+        assert SagaData.model_validate(stored) == saga.data
