@@ -63,13 +63,13 @@ def decode(raw: bytes, expected_type: str | None = None) -> Decoded:
         envelope = Envelope.model_validate(document)
     except ValidationError as exc:
         raise InvalidMessageError(f"invalid envelope: {_short(exc)}") from None
+    cls = message_class_for_type(envelope.message_type)
+    if cls is None:
+        raise InvalidMessageError(f"unknown message_type {envelope.message_type!r}")
     if expected_type is not None and envelope.message_type != expected_type:
         raise InvalidMessageError(
             f"message_type {envelope.message_type!r} does not belong on the topic of {expected_type}"
         )
-    cls = message_class_for_type(envelope.message_type)
-    if cls is None:
-        raise InvalidMessageError(f"unknown message_type {envelope.message_type!r}")
     try:
         message = cls.model_validate(envelope.payload)
     except ValidationError as exc:

@@ -42,6 +42,11 @@ class SagaHandler:
         else:
             result = machine.step(stored.state, stored.data, event, now, self.policy)
             _check(result, event.order_id)
+            if result.anomaly:
+                log.error(
+                    "saga anomaly",
+                    extra={"order_id": str(event.order_id), "anomaly": result.anomaly},
+                )
             if result.outcome is Outcome.DUPLICATE:
                 return []
             await repo.save(conn, stored, result.state, result.data)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.envelope import utcnow
 from saga import machine
 from saga import repository as repo
+from saga.instance import FINAL_STATES
 from saga.machine import Outcome, PaymentDeadlinePassed, SagaPolicy
 from services.platform import outbox
 from services.platform.consumer import Mailbox
@@ -37,12 +38,12 @@ async def fire_due(engine: AsyncEngine, mailbox: Mailbox, policy: SagaPolicy, li
                     "deadline rejected", extra={"order_id": str(saga.id), "reason": result.reason}
                 )
                 continue
-            # A stale deadline is still written back (cleared) so it is not claimed again.
-            data = (
-                result.data.model_copy(update={"payment_deadline": None})
-                if (result.outcome is Outcome.DUPLICATE)
-                else result.data
-            )
+            data = result.data
+            if result.outcome is Outcome.DUPLICATE:
+                if result.state not in FINAL_STATES:
+                    continue  # not due yet, or moved: the row is claimed again when it is
+                # A stale deadline on a finished saga is cleared so it is not claimed again.
+                data = data.model_copy(update={"payment_deadline": None})
             await repo.save(conn, saga, result.state, data)
             await outbox.write(
                 conn,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -71,6 +72,8 @@ def make_broker(kafka: KafkaSettings, **extra: Any) -> KafkaBroker:
         client_id=kafka.client_id,
         allow_auto_create_topics=False,
         security=broker_security(kafka),
+        # Per-message access lines would drown everything else: keep them at DEBUG.
+        log_level=logging.DEBUG,
         **extra,
     )
 
