@@ -59,6 +59,18 @@ def run(
     asyncio.run(app.run())
 
 
+@cli.command()
+def asyncapi() -> None:
+    """Print the AsyncAPI document (every topic, payload and header) as JSON."""
+    from services.runtime import asyncapi_json
+
+    typer.echo(asyncapi_json(Settings()), nl=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -18,14 +19,14 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import Envelope, Message
+from contracts import ALL_MESSAGES, Envelope, Message
 from contracts.topics import all_topics, topic_for
 from services.platform.broker import make_broker, producer_kwargs, subscribe
 from services.platform.consumer import Consumer, Delivery, Handler
 from services.platform.db import create_engine
 from services.platform.relay import Relay
 from services.platform.service import ServiceSpec
-from services.platform.settings import Settings
+from services.platform.settings import KafkaSettings, Settings
 from services.platform.topics import ensure_topics
 
 log = logging.getLogger("checkout_saga.runtime")
@@ -95,7 +96,6 @@ class Runtime:
         self._register()
 
     def _register(self) -> None:
-        documented: set[type[Message]] = set()
         for spec in self.specs:
             consumer = Consumer(self.engine, spec.mailbox, spec.name, self.settings.consumer)
             self.consumers[spec.name] = consumer
@@ -107,8 +107,9 @@ class Runtime:
                     message_cls=sub.message_cls,
                     handle=_bind(consumer, sub.message_cls, sub.handler),  # type: ignore[arg-type]
                 )
-            documented.update(spec.publishes)
-        for cls in sorted(documented, key=lambda c: c.message_type):
+        # The wire is the public API: document every message type, whoever publishes it
+        # (CheckoutStarted comes from upstream services or the cart API).
+        for cls in sorted(ALL_MESSAGES, key=lambda c: c.message_type):
             _document(self.broker, cls)
 
     async def start(self) -> None:
@@ -190,8 +191,10 @@ def specification(runtime: Runtime) -> AsyncAPI:
 
 def asyncapi_json(settings: Settings) -> str:
     """The AsyncAPI document of the whole product, as committed in docs/asyncapi.json."""
-    runtime = Runtime(settings, SERVICES)
-    return specification(runtime).to_specification().to_json()
+    # Fixed server address, so the committed document does not depend on the environment.
+    pinned = settings.model_copy(update={"kafka": KafkaSettings()})
+    runtime = Runtime(pinned, SERVICES)
+    return json.dumps(specification(runtime).to_specification().to_jsonable(), indent=2) + "\n"
 
 
 def create_app(
