@@ -194,7 +194,7 @@ def asyncapi_json(settings: Settings) -> str:
     # Fixed server address, so the committed document does not depend on the environment.
     pinned = settings.model_copy(update={"kafka": KafkaSettings()})
     runtime = Runtime(pinned, SERVICES)
-    return json.dumps(specification(runtime).to_specification().to_jsonable(), indent=2) + "\n"
+    return json.dumps(specification(runtime).to_specification().to_jsonable(), indent=2, sort_keys=True) + "\n"
 
 
 def create_app(

@@ -1,0 +1,149 @@
+"""Contracts: strict validation, the codec's reasons, the topic table and deterministic ids."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from contracts import (
+    ALL_MESSAGES,
+    TOPICS,
+    CheckoutStarted,
+    PaymentCompleted,
+    ReserveStockForOrder,
+    command_id,
+    topic_for,
+)
+from contracts.codec import InvalidMessageError, decode, encode, headers_for
+from contracts.envelope import MAX_MESSAGE_BYTES
+from contracts.topics import all_topics
+
+
+def _checkout(**overrides: Any) -> dict[str, Any]:
+    order_id = str(uuid.uuid4())
+    return {
+        "order_id": order_id,
+        "buyer_id": "buyer-1",
+        "currency": "EUR",
+        "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "9.99"}],
+        **overrides,
+    }
+
+
+def _wire(payload: dict[str, Any], message_type: str = "CheckoutStarted") -> bytes:
+    return json.dumps(
+        {
+            "message_id": str(uuid.uuid4()),
+            "message_type": message_type,
+            "correlation_id": payload.get("order_id", str(uuid.uuid4())),
+            "occurred_at": "2026-11-22T10:00:00+00:00",
+            "payload": payload,
+        }
+    ).encode()
+
+
+def test_a_valid_checkout_round_trips_through_the_wire() -> None:
+    message = CheckoutStarted.model_validate(_checkout())
+    envelope = message.to_envelope()
+    decoded = decode(encode(envelope), "CheckoutStarted")
+    assert decoded.message == message
+    assert decoded.envelope.correlation_id == message.order_id
+    assert message.total == Decimal("19.98")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"items": [{"sku": "SKU-1", "quantity": 0, "unit_price": "1"}]}, "quantity"),
+        ({"items": [{"sku": "SKU-1", "quantity": -1, "unit_price": "1"}]}, "quantity"),
+        ({"items": [{"sku": "SKU-1", "quantity": "2", "unit_price": "1"}]}, "quantity"),
+        ({"items": [{"sku": "SKU-1", "quantity": 1, "unit_price": "0"}]}, "unit_price"),
+        ({"items": [{"sku": "SKU-1", "quantity": 1, "unit_price": "1.001"}]}, "unit_price"),
+        ({"items": []}, "items"),
+        (
+            {"items": [{"sku": f"S{i}", "quantity": 1, "unit_price": "1"} for i in range(101)]},
+            "items",
+        ),
+        ({"items": [{"sku": "A", "quantity": 1, "unit_price": "1"}] * 2}, "items"),
+        ({"items": [{"sku": "bad sku!", "quantity": 1, "unit_price": "1"}]}, "sku"),
+        ({"currency": "euro"}, "currency"),
+        ({"order_id": "42"}, "order_id"),
+        ({"buyer_email": "not-an-email"}, "buyer_email"),
+        ({"surprise": True}, "surprise"),
+    ],
+)
+def test_invalid_checkouts_are_rejected_naming_the_field(
+    overrides: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        CheckoutStarted.model_validate(_checkout(**overrides))
+    assert field in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "malformed JSON"),
+        (b"\xff\xfe", "malformed JSON"),
+        (b"[]", "invalid envelope"),
+        (_wire(_checkout(), "CheckoutExploded"), "unknown message_type"),
+        (_wire(_checkout(items=[])), "invalid CheckoutStarted payload"),
+        (b" " * (MAX_MESSAGE_BYTES + 1), "exceeds"),
+    ],
+)
+def test_decode_says_why_a_message_is_invalid(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMessageError, match=reason):
+        decode(raw, "CheckoutStarted")
+
+
+def test_a_valid_message_of_another_type_does_not_belong_on_the_topic() -> None:
+    other = {"order_id": str(uuid.uuid4()), "items": [{"sku": "A", "quantity": 1}]}
+    with pytest.raises(InvalidMessageError, match="does not belong on the topic"):
+        decode(_wire(other, "ReserveStockForOrder"), "CheckoutStarted")
+
+
+def test_correlation_id_must_be_the_order_id() -> None:
+    payload = _checkout()
+    document = json.loads(_wire(payload))
+    document["correlation_id"] = str(uuid.uuid4())
+    with pytest.raises(InvalidMessageError, match="correlation_id"):
+        decode(json.dumps(document).encode())
+
+
+def test_one_topic_per_message_type_and_a_dead_letter_topic() -> None:
+    assert len(set(TOPICS.values())) == len(ALL_MESSAGES)
+    assert topic_for(CheckoutStarted) == "checkout.checkout_started"
+    assert TOPICS["order_created"] == "checkout.order_created"
+    assert "checkout.dead_letter" in all_topics()
+
+
+def test_every_message_class_has_a_docstring_and_an_order_id() -> None:
+    for cls in ALL_MESSAGES:
+        assert cls.__doc__ and "\n" not in cls.__doc__.strip()
+        assert "order_id" in cls.model_fields
+
+
+def test_headers_mirror_the_envelope() -> None:
+    message = PaymentCompleted(
+        order_id=uuid.uuid4(), payment_id=uuid.uuid4(), amount=Decimal("5"), currency="EUR"
+    )
+    cause = uuid.uuid4()
+    envelope = message.to_envelope(causation_id=cause)
+    headers = headers_for(envelope)
+    assert headers["message_type"] == "PaymentCompleted"
+    assert headers["correlation_id"] == str(message.order_id)
+    assert headers["causation_id"] == str(cause)
+    assert headers["content-type"] == "application/json"
+
+
+def test_command_ids_are_deterministic_per_saga_transition_and_type() -> None:
+    saga = uuid.uuid4()
+    first = command_id(saga, "create_saga", ReserveStockForOrder.message_type)
+    assert first == command_id(saga, "create_saga", ReserveStockForOrder.message_type)
+    assert first != command_id(saga, "create_saga", ReserveStockForOrder.message_type, attempt=1)
+    assert first != command_id(uuid.uuid4(), "create_saga", ReserveStockForOrder.message_type)
