@@ -124,7 +124,8 @@ def test_one_topic_per_message_type_and_a_dead_letter_topic() -> None:
 
 def test_every_message_class_has_a_docstring_and_an_order_id() -> None:
     for cls in ALL_MESSAGES:
-        assert cls.__doc__ and "\n" not in cls.__doc__.strip()
+        assert cls.__doc__
+        assert "\n" not in cls.__doc__.strip()
         assert "order_id" in cls.model_fields
 
 
