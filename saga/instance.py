@@ -1,4 +1,4 @@
-"""One saga instance: its stored state and data, and the guards and actions the table names.
+"""One saga instance: its stored state and data, and the small types a step exchanges.
 
 Pure: imports only the standard library, pydantic and contracts (no I/O library, no service).
 """
@@ -8,29 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from contracts import (
     CheckoutStarted,
-    ClearCart,
-    ConfirmOrder,
-    DeductStock,
     Message,
-    OrderFailed,
     PaymentCompleted,
     PaymentFailed,
-    PaymentRequested,
-    RefundPayment,
-    ReleaseStockReservations,
     Reservation,
-    ReserveStockForOrder,
     StockItem,
-    StockReservationCompleted,
-    StockReservationFailed,
-    command_id,
 )
 from contracts.types import BuyerId, Currency, Money
 
@@ -124,234 +113,3 @@ class SagaPolicy:
     """Tunables of the saga's behaviour."""
 
     payment_timeout: timedelta = timedelta(seconds=30)
-
-
-_E = TypeVar("_E")
-
-
-def _clip(text: str) -> str:
-    return text[:500]  # the contracts' Reason limit
-
-
-def _required(value: _E | None, what: str) -> _E:
-    if value is None:
-        raise RuntimeError(f"the row needs {what}, which the saga does not have")
-    return value
-
-
-class SagaInstance:
-    """One saga being stepped: the model `transitions` drives; its methods are the table's words.
-
-    Guards answer about the current event and data; actions replace `data` (never mutate it) and
-    append commands. `state` is set by the machine; `transition` names the row being applied.
-    """
-
-    state: str
-
-    def __init__(self, data: SagaData, event: SagaEvent, now: datetime, policy: SagaPolicy):
-        self.data, self.event, self.now, self.policy = data, event, now, policy
-        self.transition = ""
-        self.commands: list[Outgoing] = []
-        self.outcome = Outcome.APPLIED
-        self.reason: str | None = None
-        self.anomaly: str | None = None
-
-    def _expect(self, kind: type[_E]) -> _E:
-        # A mismatch is a bug in the table (a row written for another trigger), not bad input.
-        if not isinstance(self.event, kind):
-            raise TypeError(f"row {self.transition} needs {kind.__name__}, got {self.event!r}")
-        return self.event
-
-    def _update(self, **changes: Any) -> None:
-        self.data = self.data.model_copy(update=changes)
-
-    def _send(self, message: Message, discriminator: str = "") -> None:
-        # Rows that can fire again for another input put that input in the id: ids never repeat.
-        transition = f"{self.transition}:{discriminator}" if discriminator else self.transition
-        message_id = command_id(self.data.order_id, transition, message.message_type)
-        self.commands.append(Outgoing(message=message, message_id=message_id))
-
-    def _early_payment(self) -> PaymentCompleted:
-        return _required(self.data.early_payment, "an early payment")
-
-    def _mismatch(self, payment: PaymentCompleted) -> str:
-        return _clip(
-            f"payment {payment.payment_id} of {payment.amount} {payment.currency} does not "
-            f"match the order total {self.data.amount} {self.data.currency}"
-        )
-
-    def _failure_reason(self) -> str:
-        event = self.event
-        if isinstance(event, StockReservationFailed):
-            return event.reason
-        if isinstance(event, PaymentDeadlinePassed):
-            return "payment timeout"
-        if isinstance(event, PaymentCompleted):
-            return self._mismatch(event)
-        # A PaymentFailed now, or one remembered before the reservation arrived.
-        failed = event if isinstance(event, PaymentFailed) else self.data.early_payment_failure
-        return _clip(f"payment failed: {_required(failed, 'a payment failure').reason}")
-
-    # Guards: the table's guard column.
-
-    def early_failure(self) -> bool:
-        """A payment failure arrived before the reservation outcome."""
-        return self.data.early_payment_failure is not None
-
-    def early_payment(self) -> bool:
-        """A payment arrived before the reservation outcome."""
-        return self.data.early_payment is not None
-
-    def early_outcome(self) -> bool:
-        """Either payment outcome arrived before the reservation outcome."""
-        return self.early_payment() or self.early_failure()
-
-    def known_payment(self) -> bool:
-        """This payment was already accepted, remembered or refunded."""
-        paid, d = self._expect(PaymentCompleted).payment_id, self.data
-        early = d.early_payment.payment_id if d.early_payment else None
-        return paid in (d.payment_id, early) or paid in d.refunded_payment_ids
-
-    def payment_matches(self) -> bool:
-        """This payment is exactly the order total, in the order currency."""
-        paid = self._expect(PaymentCompleted)
-        return paid.amount == self.data.amount and paid.currency == self.data.currency
-
-    def deadline_due(self) -> bool:
-        """The event's deadline is the saga's current one, and it has passed."""
-        deadline = self.data.payment_deadline
-        # A deadline that moved since the poller read it is stale, even when due.
-        moved = self._expect(PaymentDeadlinePassed).deadline != deadline
-        return deadline is not None and not moved and self.now >= deadline
-
-    def known_reservations(self) -> bool:
-        """Every reservation of this event is already recorded."""
-        return not self._new_reservations()
-
-    def _new_reservations(self) -> list[Reservation]:
-        known = {r.reservation_id for r in self.data.reservations}
-        reserved = self._expect(StockReservationCompleted).reservations
-        return [r for r in reserved if r.reservation_id not in known]
-
-    # Actions: the table's then column.
-
-    def reserve_stock(self) -> None:
-        """Send ReserveStockForOrder and count it (an invariant allows one)."""
-        self._update(reservation_requests=self.data.reservation_requests + 1)
-        self._send(ReserveStockForOrder(order_id=self.data.order_id, items=self.data.items))
-
-    def record_reservations(self) -> None:
-        """Remember the event's reservations (each id once)."""
-        self._update(reservations=[*self.data.reservations, *self._new_reservations()])
-
-    def request_payment(self) -> None:
-        """Send PaymentRequested for the order total and start the payment deadline."""
-        d = self.data
-        # model_copy skips validation, so normalise to UTC here as the stored value will be.
-        self._update(payment_deadline=(self.now + self.policy.payment_timeout).astimezone(UTC))
-        message = PaymentRequested(
-            order_id=d.order_id, buyer_id=d.buyer_id, amount=d.amount, currency=d.currency
-        )
-        self._send(message)
-
-    def clear_deadline(self) -> None:
-        """Stop the payment deadline."""
-        self._update(payment_deadline=None)
-
-    def release_stock(self) -> None:
-        """Send ReleaseStockReservations for every recorded reservation."""
-        ids = [r.reservation_id for r in self.data.reservations]
-        reason = self._failure_reason()
-        self._send(
-            ReleaseStockReservations(
-                order_id=self.data.order_id, reservation_ids=ids, reason=reason
-            )
-        )
-
-    def release_late_reservations(self) -> None:
-        """Send ReleaseStockReservations for the reservations of this (late) event."""
-        ids = sorted(r.reservation_id for r in self._expect(StockReservationCompleted).reservations)
-        reason = "the reservation arrived after the order failed"
-        message = ReleaseStockReservations(
-            order_id=self.data.order_id, reservation_ids=ids, reason=reason
-        )
-        self._send(message, discriminator=",".join(map(str, ids)))
-
-    def fail_order(self) -> None:
-        """Record why the order failed and send OrderFailed."""
-        reason = self._failure_reason()
-        self._update(failure_reason=reason)
-        self._send(OrderFailed(order_id=self.data.order_id, reason=reason))
-
-    def accept_payment(self) -> None:
-        """This event's payment pays for the order."""
-        self._update(payment_id=self._expect(PaymentCompleted).payment_id)
-
-    def accept_early_payment(self) -> None:
-        """The remembered early payment pays for the order."""
-        self._update(payment_id=self._early_payment().payment_id)
-
-    def confirm_order(self) -> None:
-        """Send ConfirmOrder with the accepted payment."""
-        payment_id = _required(self.data.payment_id, "an accepted payment")
-        self._send(ConfirmOrder(order_id=self.data.order_id, payment_id=payment_id))
-
-    def deduct_stock(self) -> None:
-        """Send DeductStock."""
-        self._send(DeductStock(order_id=self.data.order_id))
-
-    def clear_cart(self) -> None:
-        """Send ClearCart for the cart the checkout came from."""
-        d = self.data
-        self._send(ClearCart(order_id=d.order_id, buyer_id=d.buyer_id, cart_id=d.cart_id))
-
-    def refund_payment(self) -> None:
-        """Give this event's payment back."""
-        self._refund(self._expect(PaymentCompleted))
-
-    def refund_early_payment(self) -> None:
-        """Give the remembered early payment back."""
-        self._refund(self._early_payment())
-
-    def _refund(self, payment: PaymentCompleted) -> None:
-        self._update(refunded_payment_ids=[*self.data.refunded_payment_ids, payment.payment_id])
-        message = RefundPayment(
-            order_id=self.data.order_id,
-            payment_id=payment.payment_id,
-            amount=payment.amount,  # what was taken, whatever the order total
-            currency=payment.currency,
-            reason=self.transition.replace("_", " "),
-        )
-        self._send(message, discriminator=str(payment.payment_id))
-
-    def remember_payment(self) -> None:
-        """Keep an early payment until the reservation outcome arrives."""
-        self._update(early_payment=self._expect(PaymentCompleted))
-
-    def remember_failure(self) -> None:
-        """Keep an early payment failure until the reservation outcome arrives."""
-        self._update(early_payment_failure=self._expect(PaymentFailed))
-
-    def remember_mismatch_as_failure(self) -> None:
-        """Keep a payment of the wrong amount as an early payment failure."""
-        paid = self._expect(PaymentCompleted)
-        failure = PaymentFailed(
-            order_id=paid.order_id, payment_id=paid.payment_id, reason=self._mismatch(paid)
-        )
-        self._update(early_payment_failure=failure)
-
-    def note_anomaly(self) -> None:
-        """Record something that should not happen, for the caller to count and alert on."""
-        event = self.event
-        detail = (
-            event.model_dump(mode="json", exclude={"order_id"})
-            if isinstance(event, Message)
-            else event
-        )
-        self.anomaly = _clip(f"{self.transition}: {type(event).__name__} {detail}")
-        self._update(anomalies=[*self.data.anomalies, self.anomaly][-MAX_ANOMALIES:])
-
-    def ignore_duplicate(self) -> None:
-        """Nothing to do: the event repeats what the saga already knows."""
-        self.outcome = Outcome.DUPLICATE
-        self.reason = f"{type(self.event).__name__} is a duplicate here ({self.transition})"

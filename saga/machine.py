@@ -13,13 +13,13 @@ from typing import Literal, NamedTuple, cast
 from transitions import EventData, Machine, MachineError
 
 from contracts import CheckoutStarted
+from saga.actions import SagaInstance
 from saga.instance import (
     Outcome,
     Outgoing,
     PaymentDeadlinePassed,
     SagaData,
     SagaEvent,
-    SagaInstance,
     SagaPolicy,
     SagaState,
 )

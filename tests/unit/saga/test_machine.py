@@ -20,7 +20,8 @@ from contracts import (
     StockItem,
     command_id,
 )
-from saga.instance import FINAL_STATES, SagaData, SagaInstance, SagaState
+from saga.actions import SagaInstance
+from saga.instance import FINAL_STATES, SagaData, SagaState
 from saga.machine import (
     ANY_SAGA,
     NO_SAGA,
