@@ -256,7 +256,7 @@ def _stock_items(count: int) -> list[dict[str, object]]:
         ("ten_thousand_items", "exceeds"),
         ("a_hundred_and_one_items", "at most 100 items"),
         ("repeated_sku", "each sku may appear only once"),
-        ("unknown_type", "does not belong on the topic"),
+        ("unknown_type", "unknown message_type"),
         ("wrong_type", "does not belong on the topic"),
         ("malformed", "malformed JSON"),
     ],

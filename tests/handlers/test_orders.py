@@ -262,7 +262,7 @@ def _items(count: int) -> list[dict[str, object]]:
     ("case", "expected"),
     [
         ("malformed", "malformed JSON"),
-        ("unknown_type", "does not belong on the topic"),
+        ("unknown_type", "unknown message_type"),
         ("zero_quantity", "quantity"),
         ("too_many_items", "exceeds"),
         ("too_many_small_items", "at most 100 items"),
