@@ -76,6 +76,9 @@ class Relay:
         }
         self._dirty: set[tuple[str, int]] = set()
         self._wake = asyncio.Event()
+        # Lanes are drained concurrently, but on a few connections: the consumers of the same
+        # process share the pool and must not wait behind a relay pass.
+        self._slots = asyncio.Semaphore(4)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stop is set: on every notification, and every poll interval regardless."""
@@ -111,6 +114,10 @@ class Relay:
         return sum(counts)
 
     async def _drain_lane(self, schema: str, lane: int) -> int:
+        async with self._slots:
+            return await self._drain_lane_now(schema, lane)
+
+    async def _drain_lane_now(self, schema: str, lane: int) -> int:
         total = 0
         while True:
             async with self.engine.begin() as conn:
