@@ -83,35 +83,65 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stop is set: on every notification, and every poll interval regardless."""
         listener = await self._listen()
-        purge = asyncio.create_task(self._purge_loop(stop))
+        helpers = [
+            asyncio.create_task(self._purge_loop(stop)),
+            # Stop must also end the wait for a wake-up, or stopping takes a poll interval.
+            asyncio.create_task(self._wake_on(stop)),
+        ]
         try:
-            await self.drain()
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_s)
-                self._wake.clear()
-                dirty, self._dirty = self._dirty, set()
-                try:
-                    await (self._drain_lanes(dirty) if dirty else self.drain())
-                except Exception:
-                    self.stats.publish_failures += 1
-                    log.exception("relay pass failed; retrying on the next wake-up")
-                    await asyncio.sleep(min(1.0, self.settings.poll_interval_s))
+            await self._relay_until(stop)
         finally:
-            purge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purge
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             if listener is not None:
                 await listener.close()
 
+    async def _relay_until(self, stop: asyncio.Event) -> None:
+        # The first pass covers every lane: rows may have been committed while no relay ran.
+        self._dirty = self._all_lanes()
+        while not stop.is_set():
+            self._wake.clear()
+            lanes, self._dirty = self._dirty or self._all_lanes(), set()
+            if not await self._pass(lanes):
+                # Keep the lanes due and retry soon: no notification will come for rows that are
+                # already committed, so waiting for one would strand them until the next poll.
+                self._dirty |= lanes
+                await _wait(stop, min(1.0, self.settings.poll_interval_s))
+                continue
+            await _wait(self._wake, self.settings.poll_interval_s)
+
+    async def _pass(self, lanes: set[tuple[str, int]]) -> bool:
+        """One relay pass over some lanes; False when it failed (already logged and counted)."""
+        try:
+            await self._drain_lanes(lanes)
+        except Exception:
+            self.stats.publish_failures += 1
+            log.exception("relay pass failed; retrying shortly")
+            return False
+        return True
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    def _all_lanes(self) -> set[tuple[str, int]]:
+        return {(s, lane) for s in self._schemas for lane in range(self.settings.lanes)}
+
     async def drain(self) -> int:
         """Publish every due row of every lane; returns how many were published."""
-        pairs = {(s, lane) for s in self._schemas for lane in range(self.settings.lanes)}
-        return await self._drain_lanes(pairs)
+        return await self._drain_lanes(self._all_lanes())
 
     async def _drain_lanes(self, pairs: set[tuple[str, int]]) -> int:
-        counts = await asyncio.gather(*(self._drain_lane(s, lane) for s, lane in sorted(pairs)))
-        return sum(counts)
+        results = await asyncio.gather(
+            *(self._drain_lane(s, lane) for s, lane in sorted(pairs)), return_exceptions=True
+        )
+        # Fail only once every lane has finished: a retry must not overlap a lane this relay is
+        # still draining (it would find the lane locked, skip it, and lose that task's error).
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return sum(r for r in results if isinstance(r, int))
 
     async def _drain_lane(self, schema: str, lane: int) -> int:
         async with self._slots:
@@ -218,6 +248,12 @@ class Relay:
                 log.exception("outbox/inbox purge failed; will retry")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.purge_interval_s)
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait for the event, at most timeout_s."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout_s)
 
 
 def _seconds(value: float) -> Any:
