@@ -24,7 +24,8 @@ def _create_mailbox(schema: str) -> None:
     op.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     op.create_table(
         "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+        # bigserial, as outbox_table() declares it, so autogenerate finds no difference.
+        sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
         sa.Column("message_id", sa.Uuid(), nullable=False, unique=True),
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column("message_key", sa.Text(), nullable=False),
