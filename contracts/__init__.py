@@ -31,10 +31,25 @@ from contracts.messages import (
 )
 from contracts.topics import DEAD_LETTER_TOPIC, TOPICS, message_class_for_type, topic_for
 
+# isort: split
+# After contracts.messages on purpose: it imports this module last to register the cart events.
+from contracts.cart_events import (
+    CartAbandoned,
+    CartCheckedOut,
+    CartEvent,
+    CartItemAdded,
+    CartItemRemoved,
+)
+
 __all__ = [
     "ALL_MESSAGES",
     "DEAD_LETTER_TOPIC",
     "TOPICS",
+    "CartAbandoned",
+    "CartCheckedOut",
+    "CartEvent",
+    "CartItemAdded",
+    "CartItemRemoved",
     "CheckoutStarted",
     "ClearCart",
     "ConfirmOrder",

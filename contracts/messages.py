@@ -263,6 +263,9 @@ class OrderMarkedFailed(Message):
     reason: Reason
 
 
+# Cart events subclass Message in their own module, so they join the registry after it exists.
+from contracts.cart_events import CART_EVENTS  # noqa: E402
+
 ALL_MESSAGES: tuple[type[Message], ...] = (
     CheckoutStarted,
     ReserveStockForOrder,
@@ -281,4 +284,5 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     OrderCreated,
     OrderConfirmed,
     OrderMarkedFailed,
+    *CART_EVENTS,
 )

@@ -11,10 +11,14 @@ TOPICS: dict[str, str] = {
     + "".join(
         "_" + ch.lower() if ch.isupper() and i else ch.lower()
         for i, ch in enumerate(cls.message_type)
-    )
+    ).replace(".", "_")
     for cls in ALL_MESSAGES
 }
-"""message_type -> topic, e.g. CheckoutStarted -> checkout.checkout_started."""
+"""message_type -> topic, e.g. CheckoutStarted -> checkout.checkout_started.
+
+Dotted event types flatten to underscores (cart.item.added -> checkout.cart_item_added), so
+every name has one dot, after the prefix.
+"""
 
 DEAD_LETTER_TOPIC = TOPIC_PREFIX + "dead_letter"
 """Messages a consumer rejected for good, with the reason in headers."""
