@@ -1,4 +1,4 @@
-"""Cart rules, pure: which cart a ClearCart empties and whose it may be.
+"""Cart rules, pure: what a cart may hold, when checkout must re-price, and what ClearCart empties.
 
 Imports no I/O library; the repository applies what these functions decide.
 """
@@ -6,7 +6,10 @@ Imports no I/O library; the repository applies what these functions decide.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from contracts import LineItem
@@ -64,3 +67,236 @@ def plan_clearance(
             f" (order {order_id}); it is left untouched"
         )
     return ClearIt(cart.cart_id)
+
+
+# --- The shopping rules of the HTTP API --------------------------------------------------------
+
+MAX_ITEM_QUANTITY = 20
+"""Units of one SKU a cart may hold (a product's offer may allow fewer)."""
+
+MAX_DISTINCT_ITEMS = 50
+"""Distinct SKUs a cart may hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """The current offer of a product: its id, price, currency, whether it sells, per-cart cap."""
+
+    sku: str
+    offer_id: uuid.UUID
+    unit_price: Decimal
+    currency: str
+    active: bool
+    max_qty: int
+
+    @property
+    def limit(self) -> int:
+        """Units of this product one cart may hold."""
+        return min(self.max_qty, MAX_ITEM_QUANTITY)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A line's price as the buyer saw it: the offer, unit price and currency, and when."""
+
+    offer_id: uuid.UUID | None
+    unit_price: Decimal
+    currency: str
+    captured_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    """One line of a cart: its public id, product, quantity and price snapshot."""
+
+    item_id: uuid.UUID
+    sku: str
+    quantity: int
+    snapshot: Snapshot
+
+    @property
+    def total(self) -> Decimal:
+        """Quantity x snapshot unit price."""
+        return self.snapshot.unit_price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class ShoppingCart:
+    """A buyer's cart as the API shows it: header, version and lines (ordered by SKU)."""
+
+    cart_id: uuid.UUID
+    buyer_id: str
+    status: CartStatus
+    currency: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    lines: tuple[CartLine, ...]
+
+    @property
+    def total(self) -> Decimal:
+        """Sum of the line totals."""
+        return sum((line.total for line in self.lines), Decimal("0.00"))
+
+    def line(self, sku: str) -> CartLine | None:
+        """The line of a SKU, if the cart has one."""
+        return next((line for line in self.lines if line.sku == sku), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule, named by the request field it concerns."""
+
+    field: str
+    reason: str
+
+
+class CartRuleError(Exception):
+    """The request breaks one or more cart rules; nothing was changed."""
+
+    def __init__(self, *violations: Violation) -> None:
+        super().__init__("; ".join(f"{v.field}: {v.reason}" for v in violations))
+        self.violations = violations
+
+
+class CartNotFoundError(Exception):
+    """No such cart, item or order for this buyer (another buyer's looks exactly the same)."""
+
+
+class StaleCartError(Exception):
+    """The cart changed since the version the client last saw (If-Match)."""
+
+    def __init__(self, current: int | None) -> None:
+        super().__init__(f"the cart is at version {current}")
+        self.current = current
+
+
+class PriceChange(StrEnum):
+    """Why a line's snapshot no longer matches its product's offer."""
+
+    PRICE_CHANGED = "price_changed"
+    CURRENCY_CHANGED = "currency_changed"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A line whose price snapshot differs from the current offer, and how."""
+
+    line: CartLine
+    change: PriceChange
+    current: Offer | None
+
+
+class PriceChangedError(Exception):
+    """Checkout refused: some snapshots no longer match the current offers."""
+
+    def __init__(self, differences: Sequence[Difference]) -> None:
+        super().__init__(f"{len(differences)} line(s) changed price")
+        self.differences = tuple(differences)
+
+
+def check_version(if_match: int | None, current: int | None) -> None:
+    """Refuse a change made against another version than the current one (None: no check)."""
+    if if_match is not None and if_match != current:
+        raise StaleCartError(current)
+
+
+def offer_violations(sku: str, quantity: int, offer: Offer | None, at: str = "") -> list[Violation]:
+    """Why this product cannot be put in a cart in this quantity (empty: it can)."""
+    if offer is None:
+        return [Violation(f"{at}sku", f"unknown product {sku!r}")]
+    if not offer.active:
+        return [Violation(f"{at}sku", f"product {sku!r} is not available")]
+    if quantity > offer.limit:
+        return [Violation(f"{at}qty", f"at most {offer.limit} of {sku!r} per cart")]
+    return []
+
+
+def check_add(cart: ShoppingCart | None, sku: str, quantity: int, offer: Offer | None) -> int:
+    """The line quantity after adding units of a product; raises CartRuleError when refused."""
+    line = cart.line(sku) if cart else None
+    total = quantity + (line.quantity if line else 0)
+    violations = offer_violations(sku, total, offer)
+    if cart and line is None and len(cart.lines) >= MAX_DISTINCT_ITEMS:
+        violations.append(Violation("sku", f"a cart holds at most {MAX_DISTINCT_ITEMS} products"))
+    if offer and cart and cart.lines and offer.currency != cart.currency:
+        violations.append(_currency_violation("sku", sku, offer.currency, cart.currency))
+    if violations:
+        raise CartRuleError(*violations)
+    return total
+
+
+def check_quantity(line: CartLine, quantity: int, offer: Offer | None) -> None:
+    """Refuse a new quantity above the product's cap, or more units of a product no longer sold."""
+    if quantity <= line.quantity:
+        return  # fewer units are always fine, even of a product no longer sold
+    violations = offer_violations(line.sku, quantity, offer)
+    if violations:
+        raise CartRuleError(*[Violation("qty", v.reason) for v in violations])
+
+
+def check_replacement(items: Sequence[tuple[str, int]], offers: Mapping[str, Offer]) -> str | None:
+    """The currency of a whole new cart content (None when empty); raises when refused."""
+    violations: list[Violation] = []
+    seen: set[str] = set()
+    currency: str | None = None
+    for i, (sku, quantity) in enumerate(items):
+        at = f"items.{i}."
+        if sku in seen:
+            violations.append(Violation(f"{at}sku", f"{sku!r} appears twice; merge the lines"))
+        seen.add(sku)
+        offer = offers.get(sku)
+        found = offer_violations(sku, quantity, offer, at)
+        violations.extend(found)
+        if offer and not found:
+            currency = currency or offer.currency
+            if offer.currency != currency:
+                violations.append(_currency_violation(f"{at}sku", sku, offer.currency, currency))
+    if len(seen) > MAX_DISTINCT_ITEMS:
+        violations.append(Violation("items", f"a cart holds at most {MAX_DISTINCT_ITEMS} products"))
+    if violations:
+        raise CartRuleError(*violations)
+    return currency
+
+
+def _currency_violation(at: str, sku: str, currency: str, cart_currency: str) -> Violation:
+    return Violation(
+        at, f"{sku!r} is priced in {currency}; a cart holds one currency ({cart_currency})"
+    )
+
+
+def reprice(lines: Sequence[CartLine], offers: Mapping[str, Offer]) -> list[Difference]:
+    """Lines whose snapshot no longer matches the current offer (empty: the cart may check out)."""
+    differences = []
+    for line in lines:
+        offer = offers.get(line.sku)
+        if offer is None or not offer.active:
+            differences.append(Difference(line, PriceChange.UNAVAILABLE, offer))
+        elif offer.currency != line.snapshot.currency:
+            differences.append(Difference(line, PriceChange.CURRENCY_CHANGED, offer))
+        elif offer.unit_price != line.snapshot.unit_price:
+            differences.append(Difference(line, PriceChange.PRICE_CHANGED, offer))
+    return differences
+
+
+@dataclass(frozen=True, slots=True)
+class LineChange:
+    """How one line's quantity moved: delta > 0 added units, delta < 0 removed them."""
+
+    line: CartLine
+    delta: int
+    quantity: int
+
+
+def line_changes(before: Sequence[CartLine], after: Sequence[CartLine]) -> list[LineChange]:
+    """Per SKU, how the quantities moved from one cart content to the next (for cart events)."""
+    old = {line.sku: line for line in before}
+    new = {line.sku: line for line in after}
+    changes = []
+    for sku in sorted(old.keys() | new.keys()):
+        was = old[sku].quantity if sku in old else 0
+        now = new[sku].quantity if sku in new else 0
+        if now != was:
+            changes.append(LineChange(new.get(sku) or old[sku], now - was, now))
+    return changes

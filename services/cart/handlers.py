@@ -1,13 +1,15 @@
-"""Cart use case: clear the cart an order was checked out from, once per order."""
+"""Cart consumer use cases: clear an order's cart once; follow order events into the order view."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts import ClearCart
+from contracts import ClearCart, OrderConfirmed, OrderCreated, OrderMarkedFailed
 from contracts.codec import Decoded
+from services.cart import order_view
 from services.cart import repository as repo
 from services.cart.domain import NothingToClear, NotTheBuyers, plan_clearance
 from services.platform.consumer import RejectedMessageError
@@ -36,3 +38,39 @@ async def clear_cart(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMess
     removed = await repo.empty_cart(conn, plan.cart_id)
     await repo.record_clearance(conn, cmd.order_id, plan.cart_id, removed)
     return []
+
+
+async def record_order_created(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMessage]:
+    """The order service created an order the cart checked out: show it as created."""
+    event = decoded.message
+    assert isinstance(event, OrderCreated)
+    await _advance(conn, event.order_id, order_view.OrderProgress.CREATED)
+    return []
+
+
+async def record_order_confirmed(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMessage]:
+    """The order was paid and confirmed: show it as confirmed."""
+    event = decoded.message
+    assert isinstance(event, OrderConfirmed)
+    await _advance(conn, event.order_id, order_view.OrderProgress.CONFIRMED)
+    return []
+
+
+async def record_order_failed(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMessage]:
+    """The order failed: show it as failed, with the reason."""
+    event = decoded.message
+    assert isinstance(event, OrderMarkedFailed)
+    await _advance(conn, event.order_id, order_view.OrderProgress.FAILED, event.reason)
+    return []
+
+
+async def _advance(
+    conn: AsyncConnection,
+    order_id: uuid.UUID,
+    to: order_view.OrderProgress,
+    reason: str | None = None,
+) -> None:
+    if not await order_view.advance(conn, order_id, to, reason):
+        # Orders started by upstreams without this cart, and events that arrive after a
+        # later status (another topic overtook them), change nothing.
+        log.debug("order %s not moved to %s", order_id, to)

@@ -30,10 +30,12 @@ async def create_cart(
             cart_items.insert(),
             [
                 {
+                    "id": uuid.uuid4(),
                     "cart_id": cart_id,
                     "sku": i.sku,
                     "quantity": i.quantity,
                     "unit_price": i.unit_price,
+                    "currency": currency,
                 }
                 for i in items
             ],

@@ -1,8 +1,9 @@
-"""The cart schema: carts per buyer with item price snapshots, clearances, outbox, inbox."""
+"""The cart schema: offers, carts with item price snapshots, idempotency keys, order view, mailbox."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -13,9 +14,12 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     func,
+    text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from services.platform.inbox import inbox_table
 from services.platform.outbox import outbox_table
@@ -34,10 +38,13 @@ carts = Table(
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Any buyer change touches it; the abandon job claims active carts idle past the TTL.
+    Column("last_activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(
         "status IN ('active', 'checked_out', 'cleared', 'abandoned')", name="ck_carts_status"
     ),
     Index("ix_carts_buyer", "buyer_id"),
+    Index("ix_carts_idle", "last_activity_at", postgresql_where=text("status = 'active'")),
 )
 
 cart_items = Table(
@@ -48,7 +55,65 @@ cart_items = Table(
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Numeric(14, 2), nullable=False),
     Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The public id of a line (/cart/items/{id}) and its price snapshot: the offer it was
+    # taken of (None for lines written by an upstream without offers), currency, when.
+    Column("id", Uuid, nullable=False),
+    Column("offer_id", Uuid),
+    Column("currency", Text, nullable=False),
+    Column("captured_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("quantity > 0", name="ck_cart_items_quantity"),
+    UniqueConstraint("id", name="uq_cart_items_id"),
+)
+
+# The current offer per product: what a cart line's price snapshot is taken of.
+offers = Table(
+    "offers",
+    metadata,
+    Column("sku", Text, primary_key=True),
+    Column("offer_id", Uuid, nullable=False),
+    Column("unit_price", Numeric(14, 2), nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("max_qty", Integer, nullable=False, server_default="20"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("unit_price > 0", name="ck_offers_unit_price"),
+    CheckConstraint("max_qty BETWEEN 1 AND 20", name="ck_offers_max_qty"),
+    CheckConstraint("char_length(currency) = 3", name="ck_offers_currency"),
+    UniqueConstraint("offer_id", name="uq_offers_offer_id"),
+)
+
+# First response of each (buyer, Idempotency-Key); the response columns are filled in the
+# transaction that claimed the key, so no other transaction ever sees them empty.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("buyer_id", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("response_status", Integer),
+    Column("response_body", JSONB),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
+
+# The cart's own view of the orders its carts became, kept current from the order events.
+order_status = Table(
+    "order_status",
+    metadata,
+    Column("order_id", Uuid, primary_key=True),
+    Column("buyer_id", Text, nullable=False),
+    Column("cart_id", Uuid, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("failure_reason", Text),
+    Column("currency", Text, nullable=False),
+    Column("total", Numeric(16, 2), nullable=False),
+    Column("items", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint(
+        "status IN ('pending', 'created', 'confirmed', 'failed')", name="ck_order_status_status"
+    ),
+    Index("ix_order_status_buyer", "buyer_id"),
 )
 
 # One row per order whose cart was cleared: proves "cleared exactly once".

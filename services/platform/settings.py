@@ -79,6 +79,20 @@ class PaymentSimulatorSettings(BaseModel):
     delay_ms: int = Field(default=0, ge=0)
 
 
+class CartApiSettings(BaseModel):
+    """The cart service's HTTP API: who the buyer is, where it listens, when carts are abandoned."""
+
+    # The buyer is `Authorization: Bearer <buyer id>` or this header; a real deployment puts
+    # an authenticating proxy in front that sets one of them.
+    buyer_header: str = "X-Buyer-Id"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    abandon_after_s: float = Field(default=24 * 3600, gt=0)
+    abandon_poll_interval_s: float = Field(default=60.0, gt=0)
+    abandon_batch_size: int = Field(default=100, ge=1, le=10_000)
+    idempotency_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything a process needs; e.g. CHECKOUT_DATABASE_URL, CHECKOUT_KAFKA__BOOTSTRAP_SERVERS."""
 
@@ -93,4 +107,5 @@ class Settings(BaseSettings):
     consumer: ConsumerSettings = ConsumerSettings()
     saga: SagaSettings = SagaSettings()
     payments: PaymentSimulatorSettings = PaymentSimulatorSettings()
+    cart: CartApiSettings = CartApiSettings()
     log_level: str = "INFO"

@@ -1,0 +1,98 @@
+"""The abandon job: active carts idle past the TTL become `abandoned` and `cart.abandoned` is sent.
+
+Each pass claims a batch of idle carts with `FOR UPDATE SKIP LOCKED`, so several cart
+processes can run the job at once and a cart a buyer is changing right now is skipped (its
+change makes it active again anyway). The same loop purges expired idempotency keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.cart import events, idempotency
+from services.cart.domain import CartStatus
+from services.cart.tables import cart_items, carts
+from services.platform.service import BackgroundLoop
+from services.platform.settings import CartApiSettings
+
+log = logging.getLogger("checkout_saga.cart.abandon")
+
+
+async def abandon_idle_carts(
+    conn: AsyncConnection, idle_for: timedelta, limit: int, lanes: int
+) -> int:
+    """Abandon up to `limit` carts idle for longer than `idle_for`; returns how many."""
+    idle = (
+        select(carts.c.cart_id, carts.c.buyer_id, carts.c.last_activity_at)
+        .where(
+            carts.c.status == CartStatus.ACTIVE,
+            carts.c.last_activity_at < func.now() - idle_for,
+        )
+        .order_by(carts.c.last_activity_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = (await conn.execute(idle)).all()
+    if not claimed:
+        return 0
+    ids = [row.cart_id for row in claimed]
+    await conn.execute(
+        update(carts)
+        .where(carts.c.cart_id.in_(ids))
+        .values(status=CartStatus.ABANDONED, version=carts.c.version + 1, updated_at=func.now())
+    )
+    lines = await conn.execute(
+        select(cart_items.c.cart_id, func.count().label("n"))
+        .where(cart_items.c.cart_id.in_(ids))
+        .group_by(cart_items.c.cart_id)
+    )
+    counts: dict[uuid.UUID, int] = {row.cart_id: row.n for row in lines}
+    abandoned = [
+        events.abandoned(r.cart_id, r.buyer_id, r.last_activity_at, counts.get(r.cart_id, 0))
+        for r in claimed
+    ]
+    await events.emit(conn, lanes, abandoned)
+    return len(claimed)
+
+
+async def run_pass(engine: AsyncEngine, settings: CartApiSettings, lanes: int) -> int:
+    """One pass: abandon idle carts until none is left, purge expired keys; returns carts."""
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            done = await abandon_idle_carts(
+                conn,
+                timedelta(seconds=settings.abandon_after_s),
+                settings.abandon_batch_size,
+                lanes,
+            )
+        total += done
+        if done < settings.abandon_batch_size:
+            break
+    async with engine.begin() as conn:
+        await idempotency.purge_expired(conn, timedelta(seconds=settings.idempotency_ttl_s))
+    return total
+
+
+def abandon_loop(settings: CartApiSettings, lanes: int) -> BackgroundLoop:
+    """The background loop the runtime runs for the cart service."""
+
+    async def run(engine: AsyncEngine, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                abandoned = await run_pass(engine, settings, lanes)
+                if abandoned:
+                    log.info("abandoned %d idle cart(s)", abandoned)
+            except Exception:
+                log.exception("abandon pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.abandon_poll_interval_s)
+
+    return run

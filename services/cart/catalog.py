@@ -1,0 +1,81 @@
+"""The cart's catalog: the current offer of each product (price, currency, active, per-cart cap)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.cart.domain import MAX_ITEM_QUANTITY, Offer
+from services.cart.tables import offers
+
+
+def _offer(row: Any) -> Offer:
+    return Offer(
+        sku=row.sku,
+        offer_id=row.offer_id,
+        unit_price=row.unit_price,
+        currency=row.currency,
+        active=row.active,
+        max_qty=row.max_qty,
+    )
+
+
+async def set_offer(
+    conn: AsyncConnection,
+    sku: str,
+    unit_price: Decimal,
+    currency: str,
+    *,
+    active: bool = True,
+    max_qty: int = MAX_ITEM_QUANTITY,
+) -> Offer:
+    """Create or change a product's offer; a new price or currency is a new offer id.
+
+    The offer id names the terms a snapshot was taken of, so it changes exactly when the
+    terms do; toggling `active` or the cap keeps it.
+    """
+    new_id = uuid.uuid4()
+    insert = pg_insert(offers).values(
+        sku=sku,
+        offer_id=new_id,
+        unit_price=unit_price,
+        currency=currency,
+        active=active,
+        max_qty=max_qty,
+    )
+    proposed = insert.excluded
+    same_terms = (offers.c.unit_price == proposed.unit_price) & (
+        offers.c.currency == proposed.currency
+    )
+    stmt = insert.on_conflict_do_update(
+        index_elements=["sku"],
+        set_={
+            "offer_id": case((same_terms, offers.c.offer_id), else_=proposed.offer_id),
+            "unit_price": proposed.unit_price,
+            "currency": proposed.currency,
+            "active": proposed.active,
+            "max_qty": proposed.max_qty,
+            "updated_at": func.now(),
+        },
+    ).returning(*offers.c)
+    return _offer((await conn.execute(stmt)).one())
+
+
+async def get_offers(conn: AsyncConnection, skus: Collection[str]) -> dict[str, Offer]:
+    """The current offers of these products, by SKU (unknown SKUs are absent)."""
+    if not skus:
+        return {}
+    rows = await conn.execute(select(offers).where(offers.c.sku.in_(sorted(skus))))
+    return {row.sku: _offer(row) for row in rows}
+
+
+async def list_offers(conn: AsyncConnection) -> list[Offer]:
+    """Every offer, by SKU."""
+    rows = await conn.execute(select(offers).order_by(offers.c.sku))
+    return [_offer(row) for row in rows]

@@ -1,0 +1,146 @@
+"""Cart persistence for the HTTP API: a buyer's active cart, its lines and their snapshots.
+
+Every change of a buyer's cart runs under that buyer's transaction-scoped advisory lock and
+with the cart row locked, so concurrent requests of one buyer apply one after the other and
+never lose an update; each change bumps the cart's version (the ETag clients send back).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.cart.domain import CartLine, CartStatus, Offer, ShoppingCart, Snapshot
+from services.cart.tables import cart_items, carts
+
+
+async def lock_buyer(conn: AsyncConnection, buyer_id: str) -> None:
+    """Serialize this buyer's cart changes until the transaction ends.
+
+    The row lock alone cannot cover the first add, when there is no cart row yet: two
+    concurrent first adds would each open a cart.
+    """
+    key = func.hashtextextended(literal("cart-buyer:") + buyer_id, 0)
+    await conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def active_cart(
+    conn: AsyncConnection, buyer_id: str, *, for_update: bool = False
+) -> ShoppingCart | None:
+    """The buyer's active cart (their newest, should an upstream have left several), or None."""
+    stmt = (
+        select(carts)
+        .where(carts.c.buyer_id == buyer_id, carts.c.status == CartStatus.ACTIVE)
+        .order_by(carts.c.created_at.desc(), carts.c.cart_id)
+        .limit(1)
+    )
+    row = (await conn.execute(stmt.with_for_update() if for_update else stmt)).first()
+    return None if row is None else await _with_lines(conn, row)
+
+
+async def _with_lines(conn: AsyncConnection, row: Any) -> ShoppingCart:
+    return ShoppingCart(
+        cart_id=row.cart_id,
+        buyer_id=row.buyer_id,
+        status=CartStatus(row.status),
+        currency=row.currency,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        lines=await cart_lines(conn, row.cart_id),
+    )
+
+
+async def cart_lines(conn: AsyncConnection, cart_id: uuid.UUID) -> tuple[CartLine, ...]:
+    """A cart's lines with their price snapshots, by SKU."""
+    rows = await conn.execute(
+        select(cart_items).where(cart_items.c.cart_id == cart_id).order_by(cart_items.c.sku)
+    )
+    return tuple(
+        CartLine(
+            item_id=r.id,
+            sku=r.sku,
+            quantity=r.quantity,
+            snapshot=Snapshot(r.offer_id, r.unit_price, r.currency, r.captured_at),
+        )
+        for r in rows
+    )
+
+
+async def open_cart(conn: AsyncConnection, buyer_id: str, currency: str) -> uuid.UUID:
+    """A new, empty, active cart of the buyer at version 0 (the change that opens it makes 1)."""
+    cart_id = uuid.uuid4()
+    await conn.execute(
+        carts.insert().values(
+            cart_id=cart_id,
+            buyer_id=buyer_id,
+            status=CartStatus.ACTIVE,
+            currency=currency,
+            version=0,
+        )
+    )
+    return cart_id
+
+
+async def put_line(conn: AsyncConnection, cart_id: uuid.UUID, quantity: int, offer: Offer) -> None:
+    """Set a line's quantity and re-take its price snapshot of the offer (a line keeps its id)."""
+    insert = pg_insert(cart_items).values(
+        id=uuid.uuid4(),
+        cart_id=cart_id,
+        sku=offer.sku,
+        quantity=quantity,
+        unit_price=offer.unit_price,
+        currency=offer.currency,
+        offer_id=offer.offer_id,
+    )
+    await conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=["cart_id", "sku"],
+            set_={
+                "quantity": insert.excluded.quantity,
+                "unit_price": insert.excluded.unit_price,
+                "currency": insert.excluded.currency,
+                "offer_id": insert.excluded.offer_id,
+                "captured_at": func.now(),
+            },
+        )
+    )
+
+
+async def set_quantity(conn: AsyncConnection, item_id: uuid.UUID, quantity: int) -> None:
+    """Change a line's quantity; its snapshot stays as it was taken."""
+    await conn.execute(
+        update(cart_items).where(cart_items.c.id == item_id).values(quantity=quantity)
+    )
+
+
+async def remove_lines(
+    conn: AsyncConnection, cart_id: uuid.UUID, skus: Collection[str] | None = None
+) -> None:
+    """Remove these lines of a cart (every line when skus is None)."""
+    stmt = delete(cart_items).where(cart_items.c.cart_id == cart_id)
+    if skus is not None:
+        stmt = stmt.where(cart_items.c.sku.in_(sorted(skus)))
+    await conn.execute(stmt)
+
+
+async def touch(conn: AsyncConnection, cart_id: uuid.UUID, currency: str | None = None) -> None:
+    """Record a buyer's change: next version, fresh activity time, and the currency if given."""
+    values: dict[str, Any] = {
+        "version": carts.c.version + 1,
+        "updated_at": func.now(),
+        "last_activity_at": func.now(),
+    }
+    if currency is not None:
+        values["currency"] = currency
+    await conn.execute(update(carts).where(carts.c.cart_id == cart_id).values(**values))
+
+
+async def delete_cart(conn: AsyncConnection, cart_id: uuid.UUID) -> None:
+    """Discard a cart and its lines (only ever an active one: it became no order)."""
+    await conn.execute(delete(carts).where(carts.c.cart_id == cart_id))
