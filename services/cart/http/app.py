@@ -1,0 +1,83 @@
+"""The cart API application: `create_http_app(settings, engine)`, and `serve_http` to run it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.cart.http import problems, routes_cart, routes_checkout
+from services.cart.http.deps import ApiContext
+from services.platform.db import create_engine
+from services.platform.settings import Settings
+
+API_PREFIX = "/api/v1"
+
+_DESCRIPTION = """\
+Shoppers build a cart whose lines keep a price snapshot of the offer they were added at,
+check it out once (even when their network retries) and follow the order to its outcome.
+
+**Buyer identity**: `Authorization: Bearer <buyer id>` or the `X-Buyer-Id` header (the name
+is `CHECKOUT_CART__BUYER_HEADER`). Neither is verified here: deploy behind an authenticating
+proxy that sets one. A buyer only ever sees their own cart and orders; anything else is 404.
+
+**Concurrency**: every cart response carries `ETag: "<version>"`; send it back as `If-Match`
+to refuse a change to a cart that changed meanwhile (409). Without it, concurrent changes of
+one cart are applied one after the other; none is lost.
+
+**Idempotency**: `Idempotency-Key` (required on `PUT /cart` and `POST /checkout`, optional on
+`POST /cart/items`) replays the first successful answer for 7 days; the same key with another
+request is refused (409). Refused requests are not remembered, so they may be retried.
+
+**Errors** are RFC 9457 problem details (`application/problem+json`) with field-level reasons.
+"""
+
+
+def create_http_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
+    """The cart API over this engine (the caller creates and disposes it)."""
+    app = FastAPI(
+        title="checkout-saga cart API",
+        version="1.0.0",
+        description=_DESCRIPTION,
+        openapi_url="/openapi.json",
+    )
+    app.state.cart_api = ApiContext(engine=engine, settings=settings)
+    problems.install(app)
+    app.include_router(routes_cart.router, prefix=API_PREFIX)
+    app.include_router(routes_checkout.router, prefix=API_PREFIX)
+    return app
+
+
+async def serve_http(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Serve the cart API on settings.cart.http_host:http_port until stopped (or Ctrl-C).
+
+    Creates and disposes its own engine. Run it with `asyncio.run(serve_http(settings))`, or
+    as a task next to a runtime, setting `stop` to shut it down gracefully.
+    """
+    engine = create_engine(settings)
+    app = create_http_app(settings, engine)
+    config = uvicorn.Config(
+        app,
+        host=settings.cart.http_host,
+        port=settings.cart.http_port,
+        log_level=settings.log_level.lower(),
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    watcher = asyncio.create_task(_stop_when(stop, server)) if stop is not None else None
+    try:
+        await server.serve()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await engine.dispose()
+
+
+async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    server.should_exit = True

@@ -1,0 +1,149 @@
+"""What every cart route needs: the app's context, the buyer, If-Match, and idempotent execution.
+
+The buyer is `Authorization: Bearer <buyer id>` or the configured header (X-Buyer-Id). Neither
+is checked here: a real deployment puts an authenticating proxy in front of this API.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.cart import idempotency
+from services.cart.http.problems import ProblemError
+from services.cart.http.schemas import FieldError
+from services.cart.idempotency import StoredResponse
+from services.platform.settings import Settings
+
+MAX_BUYER_ID = 128
+_ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """The app's engine and settings, shared by every request."""
+
+    engine: AsyncEngine
+    settings: Settings
+
+    @property
+    def lanes(self) -> int:
+        """Relay lanes of the cart's outbox."""
+        return self.settings.relay.lanes
+
+    @property
+    def key_ttl(self) -> timedelta:
+        """How long an idempotency key replays its first response."""
+        return timedelta(seconds=self.settings.cart.idempotency_ttl_s)
+
+
+def context(request: Request) -> ApiContext:
+    """The context create_http_app stored on the app."""
+    ctx = request.app.state.cart_api
+    assert isinstance(ctx, ApiContext)
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The buyer id as the bearer token (or the X-Buyer-Id header).",
+)
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        401, "Unauthorized", detail, FieldError(field="Authorization", reason=detail)
+    )
+
+
+def buyer(
+    request: Request,
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The buyer the request is made for; 401 when there is none (or two different ones)."""
+    header = request.headers.get(ctx.settings.cart.buyer_header)
+    token = credentials.credentials if credentials else None
+    if token and header and token != header:
+        raise _unauthorized("the bearer token and the buyer header name different buyers")
+    identity = (token or header or "").strip()
+    if not identity:
+        raise _unauthorized(
+            f"send Authorization: Bearer <buyer id> or {ctx.settings.cart.buyer_header}"
+        )
+    if len(identity) > MAX_BUYER_ID:
+        raise _unauthorized(f"a buyer id has at most {MAX_BUYER_ID} characters")
+    return identity
+
+
+Buyer = Annotated[str, Depends(buyer)]
+
+
+def if_match(
+    value: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='The cart version last seen (its ETag, e.g. "3"); 409 when stale.',
+        ),
+    ] = None,
+) -> int | None:
+    """The cart version the client expects, or None to apply the change to any version."""
+    if value is None or value.strip() == "*":
+        return None
+    match = _ETAG.match(value.strip())
+    if match is None:
+        reason = 'expected a cart version as an entity tag, e.g. "3"'
+        raise ProblemError(400, "Bad request", reason, FieldError(field="If-Match", reason=reason))
+    return int(match.group(1))
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]
+
+KeyHeader = Header(
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=255,
+    description="A unique key per intended operation; a retry with it replays the first answer.",
+)
+OptionalKey = Annotated[str | None, KeyHeader]
+RequiredKey = Annotated[str, KeyHeader]
+
+Work = Callable[[AsyncConnection], Awaitable[StoredResponse]]
+
+
+async def run_once(
+    ctx: ApiContext, buyer_id: str, key: str | None, request_hash: str, work: Work
+) -> tuple[StoredResponse, bool]:
+    """Run work in one transaction, at most once per idempotency key; (response, replayed)."""
+    async with ctx.engine.begin() as conn:
+        if key is not None:
+            stored = await idempotency.claim(conn, buyer_id, key, request_hash, ctx.key_ttl)
+            if stored is not None:
+                return stored, True
+        response = await work(conn)
+        if key is not None:
+            await idempotency.record(conn, buyer_id, key, response)
+    return response, False
+
+
+def respond(response: StoredResponse, replayed: bool = False, **headers: str) -> JSONResponse:
+    """A stored or fresh response, with the cart's ETag when the body carries its version."""
+    body: Any = response.body
+    out = JSONResponse(body, status_code=response.status)
+    if isinstance(body, dict) and "version" in body:
+        out.headers["ETag"] = f'"{body["version"]}"'
+    if replayed:
+        out.headers["Idempotent-Replayed"] = "true"
+    out.headers.update(headers)
+    return out

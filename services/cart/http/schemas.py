@@ -1,0 +1,222 @@
+"""Request and response bodies of the cart API, and their conversion from the cart's domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.types import Email, Sku
+from services.cart.domain import (
+    MAX_DISTINCT_ITEMS,
+    MAX_ITEM_QUANTITY,
+    CartLine,
+    Difference,
+    PriceChange,
+    ShoppingCart,
+)
+from services.cart.order_view import OrderProgress, OrderView
+
+Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_ITEM_QUANTITY, description="Units, 1..20.")]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AddItem(_Request):
+    """Put units of a product in the cart (added to the line's units when it has one)."""
+
+    sku: Sku
+    qty: Qty
+
+
+class SetQuantity(_Request):
+    """The new quantity of a cart line."""
+
+    qty: Qty
+
+
+class ReplaceCart(_Request):
+    """The whole new content of the cart: one entry per product."""
+
+    items: Annotated[list[AddItem], Field(max_length=MAX_DISTINCT_ITEMS)]
+
+
+class CheckoutRequest(_Request):
+    """Optional checkout details."""
+
+    buyer_email: Email | None = None
+
+
+class SnapshotOut(BaseModel):
+    """A line's price as captured when it was put in the cart."""
+
+    offer_id: uuid.UUID | None
+    unit_price: Decimal
+    currency: str
+    captured_at: datetime
+
+
+class ItemOut(BaseModel):
+    """One cart line."""
+
+    id: uuid.UUID
+    sku: str
+    qty: int
+    snapshot: SnapshotOut
+    line_total: Decimal
+
+    @classmethod
+    def of(cls, line: CartLine) -> ItemOut:
+        """The API shape of a domain line."""
+        s = line.snapshot
+        return cls(
+            id=line.item_id,
+            sku=line.sku,
+            qty=line.quantity,
+            snapshot=SnapshotOut(
+                offer_id=s.offer_id,
+                unit_price=s.unit_price,
+                currency=s.currency,
+                captured_at=s.captured_at,
+            ),
+            line_total=line.total,
+        )
+
+
+class CartOut(BaseModel):
+    """The buyer's active cart; `version` is also its ETag, for If-Match."""
+
+    cart_id: uuid.UUID
+    status: str
+    currency: str
+    version: int
+    items: list[ItemOut]
+    item_count: int = Field(description="Distinct lines.")
+    total: Decimal
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, cart: ShoppingCart) -> CartOut:
+        """The API shape of a domain cart."""
+        return cls(
+            cart_id=cart.cart_id,
+            status=cart.status.value,
+            currency=cart.currency,
+            version=cart.version,
+            items=[ItemOut.of(line) for line in cart.lines],
+            item_count=len(cart.lines),
+            total=cart.total,
+            created_at=cart.created_at,
+            updated_at=cart.updated_at,
+        )
+
+
+class CheckoutAccepted(BaseModel):
+    """The cart became an order; follow it at `order_url`."""
+
+    order_id: uuid.UUID
+    cart_id: uuid.UUID
+    state: str = "Submitted"
+    order_url: str
+
+
+class OrderLineOut(BaseModel):
+    """One line of an order, at the price snapshot it was checked out with."""
+
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+
+class OrderOut(BaseModel):
+    """An order as the saga moves it: Submitted, then Confirmed or Failed."""
+
+    order_id: uuid.UUID
+    cart_id: uuid.UUID
+    state: str = Field(description="Submitted (pending or created), Confirmed or Failed.")
+    status: OrderProgress = Field(description="pending, created, confirmed or failed.")
+    failure_reason: str | None
+    currency: str
+    total: Decimal
+    items: list[OrderLineOut]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: OrderView) -> OrderOut:
+        """The API shape of the cart's order view."""
+        return cls(
+            order_id=order.order_id,
+            cart_id=order.cart_id,
+            state=order.state,
+            status=order.progress,
+            failure_reason=order.failure_reason,
+            currency=order.currency,
+            total=order.total,
+            items=[OrderLineOut.model_validate(item) for item in order.items],
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+class PriceDifference(BaseModel):
+    """A line whose snapshot no longer matches the current offer."""
+
+    item_id: uuid.UUID
+    sku: str
+    qty: int
+    change: PriceChange
+    snapshot_unit_price: Decimal
+    snapshot_currency: str
+    current_unit_price: Decimal | None = Field(description="None when no longer sold.")
+    current_currency: str | None
+
+    @classmethod
+    def of(cls, difference: Difference) -> PriceDifference:
+        """The API shape of a domain difference."""
+        line, offer = difference.line, difference.current
+        sold = offer is not None and difference.change is not PriceChange.UNAVAILABLE
+        return cls(
+            item_id=line.item_id,
+            sku=line.sku,
+            qty=line.quantity,
+            change=difference.change,
+            snapshot_unit_price=line.snapshot.unit_price,
+            snapshot_currency=line.snapshot.currency,
+            current_unit_price=offer.unit_price if sold and offer else None,
+            current_currency=offer.currency if sold and offer else None,
+        )
+
+
+class FieldError(BaseModel):
+    """Why one request field was refused."""
+
+    field: str = Field(description="Dotted path: qty, items.3.sku, Idempotency-Key, ...")
+    reason: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail (application/problem+json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] = []
+    differences: list[PriceDifference] | None = Field(
+        default=None, description="Checkout refused because prices changed: how."
+    )
+
+
+def dump(model: BaseModel) -> Any:
+    """A response model as JSON-ready data (money as decimal strings)."""
+    return model.model_dump(mode="json", exclude_none=False)

@@ -1,0 +1,426 @@
+"""The cart API through an HTTP client: snapshots, limits, ownership, versions, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import CartItemAdded, CartItemRemoved
+from services.cart.tables import idempotency_keys
+from tests.api import Shopper, field_errors, new_sku, offer, sent, types
+
+
+async def test_no_cart_is_404_problem(shopper: Shopper) -> None:
+    response = await shopper.cart()
+    assert response.status_code == 404
+    assert response.json()["title"] == "Not found"
+    field_errors(response)
+
+
+async def test_adding_captures_the_offer_as_a_price_snapshot(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    sku = await offer(engine, price="12.50")
+    before = datetime.now().astimezone()
+
+    response = await shopper.add(sku, 2)
+
+    assert response.status_code == 200, response.text
+    cart = response.json()
+    assert response.headers["ETag"] == f'"{cart["version"]}"'
+    [item] = cart["items"]
+    snapshot = item["snapshot"]
+    assert (item["sku"], item["qty"], item["line_total"]) == (sku, 2, "25.00")
+    assert (snapshot["unit_price"], snapshot["currency"]) == ("12.50", "EUR")
+    assert uuid.UUID(snapshot["offer_id"])
+    assert datetime.fromisoformat(snapshot["captured_at"]) >= before.replace(microsecond=0)
+    assert (cart["status"], cart["currency"], cart["total"], cart["item_count"]) == (
+        "active",
+        "EUR",
+        "25.00",
+        1,
+    )
+    assert (await shopper.cart()).json() == cart
+
+
+async def test_adding_again_increases_the_line_and_retakes_the_snapshot(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    sku = await offer(engine, price="5.00")
+    first = (await shopper.add(sku, 1)).json()
+    await offer(engine, sku, price="6.00")
+
+    cart = (await shopper.add(sku, 3)).json()
+
+    [item] = cart["items"]
+    assert item["id"] == first["items"][0]["id"]
+    assert (item["qty"], item["snapshot"]["unit_price"], cart["total"]) == (4, "6.00", "24.00")
+    assert item["snapshot"]["offer_id"] != first["items"][0]["snapshot"]["offer_id"]
+    assert cart["version"] == first["version"] + 1
+
+
+async def test_a_bearer_token_names_the_buyer(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    sku = await offer(engine)
+    buyer = Shopper(client)
+    bearer = {"Authorization": f"Bearer {buyer.buyer_id}"}
+    assert (
+        await client.post("/cart/items", json={"sku": sku, "qty": 1}, headers=bearer)
+    ).status_code == 200
+
+    assert await buyer.items() == {sku: 1}
+    assert (await client.get("/cart", headers=bearer)).json()["items"][0]["sku"] == sku
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Buyer-Id": " "},
+        {"Authorization": "Bearer a", "X-Buyer-Id": "b"},
+        {"X-Buyer-Id": "x" * 129},
+    ],
+)
+async def test_without_one_buyer_identity_the_answer_is_401(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.get("/cart", headers=headers)
+    assert response.status_code == 401
+    assert "Authorization" in field_errors(response)
+
+
+async def test_a_buyer_never_sees_or_changes_another_buyers_cart(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    owner, stranger = Shopper(client), Shopper(client)
+    sku = await offer(engine)
+    item_id = (await owner.add(sku, 2)).json()["items"][0]["id"]
+
+    assert (await stranger.cart()).status_code == 404
+    patched = await stranger.request("PATCH", f"/cart/items/{item_id}", {"qty": 5})
+    deleted = await stranger.request("DELETE", f"/cart/items/{item_id}")
+    await stranger.add(await offer(engine))  # the stranger's own cart changes nothing
+    also_patched = await stranger.request("PATCH", f"/cart/items/{item_id}", {"qty": 5})
+
+    assert [patched.status_code, deleted.status_code, also_patched.status_code] == [404] * 3
+    assert await owner.items() == {sku: 2}
+
+
+@pytest.mark.parametrize("qty", [0, 21, -1, "2", 1.5, None])
+async def test_quantity_outside_1_to_20_is_422_naming_the_field(
+    shopper: Shopper, engine: AsyncEngine, qty: object
+) -> None:
+    sku = await offer(engine)
+    response = await shopper.request("POST", "/cart/items", {"sku": sku, "qty": qty})
+    assert response.status_code == 422
+    assert "qty" in field_errors(response)
+
+    item_id = (await shopper.add(sku, 1)).json()["items"][0]["id"]
+    patched = await shopper.request("PATCH", f"/cart/items/{item_id}", {"qty": qty})
+    assert patched.status_code == 422
+    assert "qty" in field_errors(patched)
+    assert await shopper.items() == {sku: 1}
+
+
+async def test_more_than_20_units_in_total_is_refused(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    sku = await offer(engine)
+    await shopper.add(sku, 15)
+
+    response = await shopper.add(sku, 6)
+
+    assert response.status_code == 422
+    assert "at most 20" in field_errors(response)["qty"]
+    assert await shopper.items() == {sku: 15}
+    assert (await shopper.add(sku, 5)).status_code == 200
+
+
+async def test_a_products_own_cap_applies(shopper: Shopper, engine: AsyncEngine) -> None:
+    sku = await offer(engine, max_qty=3)
+    assert (await shopper.add(sku, 4)).status_code == 422
+    item_id = (await shopper.add(sku, 3)).json()["items"][0]["id"]
+
+    response = await shopper.request("PATCH", f"/cart/items/{item_id}", {"qty": 4})
+
+    assert response.status_code == 422
+    assert "at most 3" in field_errors(response)["qty"]
+    assert await shopper.items() == {sku: 3}
+
+
+async def test_the_51st_distinct_product_is_refused(shopper: Shopper, engine: AsyncEngine) -> None:
+    skus = [await offer(engine) for _ in range(51)]
+    items = [{"sku": sku, "qty": 1} for sku in skus]
+    assert (
+        await shopper.request("PUT", "/cart", {"items": items[:50]}, Idempotency_Key="k")
+    ).status_code == 200
+
+    response = await shopper.add(skus[50])
+
+    assert response.status_code == 422
+    assert "at most 50" in field_errors(response)["sku"]
+    assert len(await shopper.items()) == 50
+    assert (await shopper.add(skus[0])).status_code == 200  # more of one it has is fine
+    too_many = await shopper.request("PUT", "/cart", {"items": items}, Idempotency_Key="k2")
+    assert too_many.status_code == 422
+    assert "items" in field_errors(too_many)
+
+
+async def test_unknown_and_inactive_products_are_refused(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    inactive = await offer(engine, active=False)
+
+    unknown = await shopper.add(new_sku())
+    off = await shopper.add(inactive)
+
+    assert (unknown.status_code, off.status_code) == (422, 422)
+    assert "unknown product" in field_errors(unknown)["sku"]
+    assert "not available" in field_errors(off)["sku"]
+    assert (await shopper.cart()).status_code == 404
+
+
+async def test_a_cart_holds_one_currency(shopper: Shopper, engine: AsyncEngine) -> None:
+    euros, dollars = await offer(engine, currency="EUR"), await offer(engine, currency="USD")
+    item_id = (await shopper.add(euros)).json()["items"][0]["id"]
+
+    response = await shopper.add(dollars)
+
+    assert response.status_code == 422
+    assert "one currency" in field_errors(response)["sku"]
+    mixed = await shopper.request(
+        "PUT",
+        "/cart",
+        {"items": [{"sku": euros, "qty": 1}, {"sku": dollars, "qty": 1}]},
+        Idempotency_Key="m",
+    )
+    assert mixed.status_code == 422
+    assert "items.1.sku" in field_errors(mixed)
+    # An emptied cart takes the currency of its next product.
+    await shopper.request("DELETE", f"/cart/items/{item_id}")
+    assert (await shopper.add(dollars)).json()["currency"] == "USD"
+
+
+async def test_patch_delete_item_and_delete_cart(shopper: Shopper, engine: AsyncEngine) -> None:
+    a, b = await offer(engine, price="2.00"), await offer(engine, price="3.00")
+    await shopper.add(a, 1)
+    cart = (await shopper.add(b, 1)).json()
+    ids = {item["sku"]: item["id"] for item in cart["items"]}
+
+    patched = (await shopper.request("PATCH", f"/cart/items/{ids[a]}", {"qty": 4})).json()
+    assert (patched["total"], {i["sku"]: i["qty"] for i in patched["items"]}) == (
+        "11.00",
+        {a: 4, b: 1},
+    )
+    removed = (await shopper.request("DELETE", f"/cart/items/{ids[b]}")).json()
+    assert [i["sku"] for i in removed["items"]] == [a]
+    assert (await shopper.request("DELETE", f"/cart/items/{ids[b]}")).status_code == 404
+
+    assert (await shopper.request("DELETE", "/cart")).status_code == 204
+    assert (await shopper.cart()).status_code == 404
+    assert (await shopper.request("DELETE", "/cart")).status_code == 404
+
+
+async def test_put_replaces_the_cart_atomically(shopper: Shopper, engine: AsyncEngine) -> None:
+    a, b, c = await offer(engine), await offer(engine), await offer(engine)
+    await shopper.add(a, 2)
+    await shopper.add(b, 1)
+
+    body = {"items": [{"sku": b, "qty": 3}, {"sku": c, "qty": 1}]}
+    replaced = await shopper.request("PUT", "/cart", body, Idempotency_Key="r1")
+    assert replaced.status_code == 200, replaced.text
+    assert await shopper.items() == {b: 3, c: 1}
+
+    # One bad line refuses the whole replacement.
+    bad = {"items": [{"sku": a, "qty": 1}, {"sku": new_sku(), "qty": 1}]}
+    refused = await shopper.request("PUT", "/cart", bad, Idempotency_Key="r2")
+    assert refused.status_code == 422
+    assert "items.1.sku" in field_errors(refused)
+    assert await shopper.items() == {b: 3, c: 1}
+
+    twice = {"items": [{"sku": a, "qty": 1}, {"sku": a, "qty": 2}]}
+    assert (await shopper.request("PUT", "/cart", twice, Idempotency_Key="r3")).status_code == 422
+    emptied = await shopper.request("PUT", "/cart", {"items": []}, Idempotency_Key="r4")
+    assert (emptied.status_code, emptied.json()["items"]) == (200, [])
+
+
+async def test_put_needs_an_idempotency_key_and_replays_it(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    sku = await offer(engine)
+    body = {"items": [{"sku": sku, "qty": 2}]}
+
+    missing = await shopper.request("PUT", "/cart", body)
+    assert missing.status_code == 400
+    assert "Idempotency-Key" in field_errors(missing)
+
+    first = await shopper.request("PUT", "/cart", body, Idempotency_Key="p")
+    await shopper.add(sku, 1)
+    again = await shopper.request("PUT", "/cart", body, Idempotency_Key="p")
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await shopper.items() == {sku: 3}  # the replay changed nothing
+
+    other = await shopper.request("PUT", "/cart", {"items": []}, Idempotency_Key="p")
+    assert other.status_code == 409
+    assert "Idempotency-Key" in field_errors(other)
+
+
+async def test_a_stale_if_match_is_409(shopper: Shopper, engine: AsyncEngine) -> None:
+    sku = await offer(engine)
+    etag = (await shopper.add(sku)).headers["ETag"]
+    fresh = await shopper.add(sku, 1, If_Match=etag)
+    assert fresh.status_code == 200
+
+    stale = await shopper.add(sku, 1, If_Match=etag)
+    item_id = fresh.json()["items"][0]["id"]
+    stale_patch = await shopper.request(
+        "PATCH", f"/cart/items/{item_id}", {"qty": 9}, If_Match=etag
+    )
+    stale_delete = await shopper.request("DELETE", "/cart", If_Match=etag)
+
+    assert [stale.status_code, stale_patch.status_code, stale_delete.status_code] == [409] * 3
+    assert stale.json()["current_version"] == fresh.json()["version"]
+    assert await shopper.items() == {sku: 2}
+    assert (await shopper.add(sku, 1, If_Match=fresh.headers["ETag"])).status_code == 200
+    assert (await shopper.add(sku, 1, If_Match="not a version")).status_code == 400
+
+
+async def test_concurrent_adds_lose_no_update(shopper: Shopper, engine: AsyncEngine) -> None:
+    sku, other = await offer(engine), await offer(engine)
+
+    responses = await asyncio.gather(
+        *(shopper.add(sku, 1) for _ in range(4)), shopper.add(other, 2)
+    )
+
+    assert [r.status_code for r in responses] == [200] * 5
+    cart = (await shopper.cart()).json()
+    assert ({i["sku"]: i["qty"] for i in cart["items"]}, cart["version"]) == ({sku: 4, other: 2}, 5)
+
+
+async def test_concurrent_patches_are_both_applied(shopper: Shopper, engine: AsyncEngine) -> None:
+    a, b = await offer(engine), await offer(engine)
+    await shopper.add(a)
+    cart = (await shopper.add(b)).json()
+    ids = {item["sku"]: item["id"] for item in cart["items"]}
+
+    responses = await asyncio.gather(
+        shopper.request("PATCH", f"/cart/items/{ids[a]}", {"qty": 7}),
+        shopper.request("PATCH", f"/cart/items/{ids[b]}", {"qty": 9}),
+    )
+
+    assert [r.status_code for r in responses] == [200, 200]
+    after = (await shopper.cart()).json()
+    assert ({i["sku"]: i["qty"] for i in after["items"]}, after["version"]) == (
+        {a: 7, b: 9},
+        cart["version"] + 2,
+    )
+
+
+async def test_an_add_with_a_key_is_applied_once(shopper: Shopper, engine: AsyncEngine) -> None:
+    sku = await offer(engine)
+
+    first = await shopper.add(sku, 2, Idempotency_Key="add-1")
+    retried = await shopper.add(sku, 2, Idempotency_Key="add-1")
+    raced = await asyncio.gather(*(shopper.add(sku, 1, Idempotency_Key="add-2") for _ in range(3)))
+
+    assert retried.json() == first.json()
+    assert "Idempotent-Replayed" not in first.headers
+    assert await shopper.items() == {sku: 3}
+    assert len({r.json()["version"] for r in raced}) == 1
+    assert (await shopper.add(sku, 5, Idempotency_Key="add-1")).status_code == 409
+
+
+async def test_an_expired_key_no_longer_replays(shopper: Shopper, engine: AsyncEngine) -> None:
+    sku = await offer(engine)
+    await shopper.add(sku, 2, Idempotency_Key="old")
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.buyer_id == shopper.buyer_id)
+            .values(created_at=text("now() - interval '7 days 1 minute'"))
+        )
+
+    again = await shopper.add(sku, 2, Idempotency_Key="old")
+
+    assert "Idempotent-Replayed" not in again.headers
+    assert await shopper.items() == {sku: 4}
+    assert (await shopper.add(sku, 2, Idempotency_Key="old")).headers[
+        "Idempotent-Replayed"
+    ] == "true"
+
+
+async def test_more_units_of_a_product_no_longer_sold_are_refused(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    sku = await offer(engine)
+    item_id = (await shopper.add(sku, 3)).json()["items"][0]["id"]
+    await offer(engine, sku, active=False)
+
+    more = await shopper.request("PATCH", f"/cart/items/{item_id}", {"qty": 4})
+    fewer = await shopper.request("PATCH", f"/cart/items/{item_id}", {"qty": 1})
+
+    assert (more.status_code, fewer.status_code) == (422, 200)
+    assert "not available" in field_errors(more)["qty"]
+
+
+async def test_item_changes_are_cart_events_keyed_by_cart(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    a, b = await offer(engine, price="4.00"), await offer(engine)
+    await shopper.add(a, 2)
+    cart = (await shopper.add(b, 1)).json()
+    ids = {item["sku"]: item["id"] for item in cart["items"]}
+    await shopper.request("PATCH", f"/cart/items/{ids[a]}", {"qty": 1})
+    await shopper.request("DELETE", f"/cart/items/{ids[b]}")
+
+    messages = await sent(engine, cart["cart_id"])
+
+    assert types(messages) == ["cart.item.added"] * 2 + ["cart.item.removed"] * 2
+    added, _, fewer, gone = (m.message for m in messages)
+    assert isinstance(added, CartItemAdded)
+    assert (added.cart_id, added.sku, added.quantity, added.line_quantity) == (
+        uuid.UUID(cart["cart_id"]),
+        a,
+        2,
+        2,
+    )
+    assert (added.unit_price, added.currency, added.buyer_id) == (
+        Decimal("4.00"),
+        "EUR",
+        shopper.buyer_id,
+    )
+    assert isinstance(fewer, CartItemRemoved)
+    assert isinstance(gone, CartItemRemoved)
+    assert (fewer.sku, fewer.quantity, fewer.line_quantity) == (a, 1, 1)
+    assert (gone.sku, gone.quantity, gone.line_quantity) == (b, 1, 0)
+    assert all(m.envelope.correlation_id == uuid.UUID(cart["cart_id"]) for m in messages)
+
+
+async def test_the_openapi_document_lists_every_endpoint(client: httpx.AsyncClient) -> None:
+    response = await client.get("http://cart.test/openapi.json")
+    assert response.status_code == 200
+    paths = response.json()["paths"]
+    operations = {(method.upper(), path) for path, ops in paths.items() for method in ops}
+    assert operations == {
+        ("GET", "/api/v1/cart"),
+        ("PUT", "/api/v1/cart"),
+        ("DELETE", "/api/v1/cart"),
+        ("POST", "/api/v1/cart/items"),
+        ("PATCH", "/api/v1/cart/items/{item_id}"),
+        ("DELETE", "/api/v1/cart/items/{item_id}"),
+        ("POST", "/api/v1/checkout"),
+        ("GET", "/api/v1/orders/{order_id}"),
+    }
+    checkout = paths["/api/v1/checkout"]["post"]
+    headers = {p["name"]: p["required"] for p in checkout["parameters"] if p["in"] == "header"}
+    assert headers["Idempotency-Key"] is True
+    assert "application/problem+json" in checkout["responses"]["409"]["content"]
