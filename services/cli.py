@@ -41,20 +41,26 @@ def run(
     services: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Services to run: saga inventory orders cart payments relay (default: all)."
+            help=(
+                "Services to run: saga inventory orders cart payments (default: all); "
+                "`relay` alone runs only the outbox relay of every service."
+            )
         ),
     ] = None,
     relay: Annotated[
         bool, typer.Option(help="Also run the outbox relay for these services.")
     ] = True,
 ) -> None:
-    """Run services (and their outbox relay) in this process until Ctrl-C."""
+    """Run services (and their outbox relay) here until Ctrl-C; `run relay` runs only a relay."""
     from services.runtime import SERVICES, create_app
 
     settings = _settings()
     names = list(services or SERVICES)
     if names == ["relay"]:
-        names, relay = list(SERVICES), True
+        from services.cli_relay import run_relay
+
+        run_relay(settings)
+        return
     app = create_app(settings, [n for n in names if n != "relay"], relay=relay or "relay" in names)
     asyncio.run(app.run())
 
