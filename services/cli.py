@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from services.cli_admin import DEFAULT_DATA_DIR, saga_app, stock_app
 from services.platform.settings import Settings
 
 cli = typer.Typer(
@@ -16,6 +18,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+cli.add_typer(stock_app, name="stock")
+cli.add_typer(saga_app, name="saga")
 
 
 def _settings() -> Settings:
@@ -63,6 +67,42 @@ def run(
         return
     app = create_app(settings, [n for n in names if n != "relay"], relay=relay or "relay" in names)
     asyncio.run(app.run())
+
+
+_DEV_HELP = (
+    "Run the whole product here: embedded PostgreSQL and Kafka unless the environment names "
+    "them (CHECKOUT_DATABASE_URL, CHECKOUT_KAFKA__BOOTSTRAP_SERVERS). Migrates, creates topics, "
+    "seeds demo stock, runs every service and the outbox relay in this process, prints where "
+    "everything listens, writes <data-dir>/dev.json (pid and URLs) while it runs, and stops "
+    "everything on Ctrl-C or SIGTERM."
+)
+
+
+@cli.command(help=_DEV_HELP, short_help="Run the whole product here, on embedded servers.")
+def dev(
+    data_dir: Annotated[
+        Path, typer.Option(help="PostgreSQL data, logs and the dev.json state file.")
+    ] = DEFAULT_DATA_DIR,
+    without: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME", help="Leave a service out, e.g. --without payments (repeatable)."
+        ),
+    ] = None,
+    seed: Annotated[bool, typer.Option(help="Create the demo products if missing.")] = True,
+    kafka_port: Annotated[
+        int, typer.Option(help="Embedded broker port (a free one if taken).")
+    ] = 9092,
+) -> None:
+    """Run the whole product on this machine (help text in _DEV_HELP)."""
+    from services.devstack import DevOptions, run_dev, services_to_run
+
+    _settings()
+    try:
+        services_to_run(without or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--without") from None
+    run_dev(DevOptions(data_dir, tuple(without or ()), seed, kafka_port))
 
 
 @cli.command()

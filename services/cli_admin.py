@@ -1,0 +1,190 @@
+"""`checkout-saga stock ...` and `checkout-saga saga ...`: small admin reads and writes for walkthroughs.
+
+They talk to the database only (never Kafka). The URL is CHECKOUT_DATABASE_URL when set, else the
+one a running `checkout-saga dev` wrote to .checkout-saga/dev.json, else the settings default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import psutil  # type: ignore[import-untyped, unused-ignore]
+import typer
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from saga import repository as saga_repo
+from saga.instance import SagaState
+from services.inventory import repository as inventory_repo
+from services.platform.settings import Settings
+
+DATABASE_ENV = "CHECKOUT_DATABASE_URL"
+DEFAULT_DATA_DIR = Path(".checkout-saga")
+"""`checkout-saga dev`'s default data dir (gitignored): PostgreSQL data, logs, its state file."""
+STATE_FILE_NAME = "dev.json"
+"""Written by a running `checkout-saga dev` into its data dir: its pid and unmasked URLs."""
+
+T = TypeVar("T")
+
+stock_app = typer.Typer(help="Read and set product stock.", no_args_is_help=True)
+saga_app = typer.Typer(help="Inspect checkout sagas.", no_args_is_help=True)
+
+
+def database_url() -> str:
+    """The database to talk to: environment, else a running dev stack's state file, else default."""
+    if os.environ.get(DATABASE_ENV):
+        return Settings().database_url.get_secret_value()
+    state = dev_state(DEFAULT_DATA_DIR)
+    if state is not None:
+        return str(state["database_url"])
+    return Settings().database_url.get_secret_value()
+
+
+def dev_state(data_dir: Path) -> dict[str, Any] | None:
+    """The state file of a `checkout-saga dev` that is still running, else None."""
+    path = data_dir / STATE_FILE_NAME
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    # A dev stack killed with SIGKILL leaves its file behind; its URLs lead nowhere.
+    pid = state.get("pid")
+    alive = isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
+    return state if alive else None
+
+
+def write_dev_state(data_dir: Path, state: dict[str, Any]) -> None:
+    """Record a running dev stack (its pid and URLs) for the other commands and scripts."""
+    path = data_dir / STATE_FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # 0600: a URL from the environment may carry a password.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(state, file, indent=2)
+
+
+def remove_dev_state(data_dir: Path) -> None:
+    """Forget the dev stack of data_dir (it is stopping)."""
+    (data_dir / STATE_FILE_NAME).unlink(missing_ok=True)
+
+
+def _run(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    url = database_url()
+
+    async def main() -> T:
+        # One short command: no pool to keep, so nothing outlives the call.
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (OSError, DBAPIError) as exc:
+        # A missing server, database or schema: say which URL, not a driver traceback.
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc
+        where = make_url(url).render_as_string(hide_password=True)
+        typer.echo(f"database {where}: {reason}", err=True)
+        typer.echo(f"(set {DATABASE_ENV}, or start `checkout-saga dev` here)", err=True)
+        raise typer.Exit(2) from None
+
+
+def _echo_stock(rows: list[dict[str, Any]]) -> None:
+    typer.echo(f"{'SKU':<24} {'AVAILABLE':>10} {'RESERVED':>10} {'DEDUCTED':>10}")
+    for row in rows:
+        typer.echo(
+            f"{row['sku']:<24} {row['available']:>10} {row['reserved']:>10} {row['deducted']:>10}"
+        )
+
+
+@stock_app.command("set")
+def stock_set(
+    sku: Annotated[str, typer.Argument(help="Product id, e.g. DEMO-KEYBOARD.")],
+    available: Annotated[int, typer.Argument(min=0, help="Units available to reserve.")],
+) -> None:
+    """Create a product or set its available units (reserved and deducted units stay)."""
+
+    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        await inventory_repo.set_stock(conn, sku, available)
+        return await inventory_repo.stock(conn, [sku])
+
+    _echo_stock(_run(work))
+
+
+@stock_app.command("show")
+def stock_show(
+    skus: Annotated[
+        list[str] | None, typer.Argument(help="Products to show (default: all).")
+    ] = None,
+) -> None:
+    """Show available, reserved and deducted units per product."""
+
+    async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
+        return await inventory_repo.stock(conn, skus or None)
+
+    rows = _run(work)
+    missing = sorted(set(skus or ()) - {str(r["sku"]) for r in rows})
+    _echo_stock(rows)
+    if missing:
+        typer.echo(f"unknown: {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
+
+
+def _summary(saga: saga_repo.StoredSaga) -> dict[str, Any]:
+    data = saga.data.model_dump(mode="json")
+    return {"id": str(saga.id), "state": saga.state.value, "version": saga.version, "data": data}
+
+
+@saga_app.command("show")
+def saga_show(
+    order_id: Annotated[uuid.UUID, typer.Argument(help="Order id (= saga id).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one saga: its state, version and everything it remembers."""
+
+    async def work(conn: AsyncConnection) -> saga_repo.StoredSaga | None:
+        return await saga_repo.load(conn, order_id)
+
+    saga = _run(work)
+    if saga is None:
+        typer.echo(f"no saga {order_id}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(_summary(saga), indent=2))
+        return
+    typer.echo(f"saga     {saga.id}\nstate    {saga.state.value}\nversion  {saga.version}")
+    typer.echo(f"data     {json.dumps(_summary(saga)['data'], indent=2)}")
+
+
+@saga_app.command("list")
+def saga_list(
+    state: Annotated[SagaState | None, typer.Option(help="Only sagas in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """List sagas, newest first."""
+
+    async def work(conn: AsyncConnection) -> list[saga_repo.StoredSaga]:
+        return await saga_repo.list_sagas(conn, state, limit)
+
+    sagas = _run(work)
+    if as_json:
+        typer.echo(json.dumps([_summary(saga) for saga in sagas], indent=2))
+        return
+    for saga in sagas:
+        data = saga.data
+        reason = f"  {data.failure_reason}" if data.failure_reason else ""
+        typer.echo(
+            f"{saga.id}  {saga.state.value:<13} {data.amount:>10} {data.currency}  "
+            f"{data.buyer_id}{reason}"
+        )

@@ -1,0 +1,1 @@
+"""End-to-end tier: the product as separate processes, and the `dev` command."""
