@@ -31,3 +31,9 @@ async def client(
 def shopper(client: httpx.AsyncClient) -> Shopper:
     """A fresh buyer."""
     return Shopper(client)
+
+
+@pytest.fixture
+def two_shoppers(client: httpx.AsyncClient) -> tuple[Shopper, Shopper]:
+    """Two fresh buyers of one client."""
+    return Shopper(client), Shopper(client)
