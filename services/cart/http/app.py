@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
@@ -66,7 +67,8 @@ async def serve_http(settings: Settings, stop: asyncio.Event | None = None) -> N
         log_level=settings.log_level.lower(),
         lifespan="off",
     )
-    server = uvicorn.Server(config)
+    # Whoever passes `stop` owns the process's signals; uvicorn must not take them over.
+    server = uvicorn.Server(config) if stop is None else _OwnedServer(config)
     watcher = asyncio.create_task(_stop_when(stop, server)) if stop is not None else None
     try:
         await server.serve()
@@ -76,6 +78,15 @@ async def serve_http(settings: Settings, stop: asyncio.Event | None = None) -> N
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         await engine.dispose()
+
+
+class _OwnedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its owner, who stops it by an event."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install no signal handlers."""
+        yield
 
 
 async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:

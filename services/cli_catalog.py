@@ -1,0 +1,88 @@
+"""`checkout-saga catalog ...`: set and list the cart's product offers (what carts are priced at).
+
+Talks to the database only: CHECKOUT_DATABASE_URL when set, else a running `checkout-saga dev`.
+Stock lives elsewhere (`checkout-saga stock set`): a product shoppers can order needs both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from contracts.types import Currency, Money, Sku
+from services.cart import catalog
+from services.cart.domain import MAX_ITEM_QUANTITY, Offer
+from services.cli_admin import database_url
+
+T = TypeVar("T")
+
+catalog_cli = typer.Typer(
+    help="Set and list product offers: price, currency, active, units per cart.",
+    no_args_is_help=True,
+)
+
+
+def _run(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def main() -> T:
+        # One short command: no pool to keep, so nothing outlives the call.
+        engine = create_async_engine(database_url(), poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def _valid(kind: TypeAdapter[T], value: str, option: str) -> T:
+    try:
+        return kind.validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise typer.BadParameter(f"{value!r}: {reason}", param_hint=option) from None
+
+
+def _echo(offers: list[Offer]) -> None:
+    typer.echo(f"{'SKU':<24} {'PRICE':>10} {'CUR':<4} {'ACTIVE':<7} {'MAX':>3}  OFFER")
+    for o in offers:
+        active = "yes" if o.active else "no"
+        typer.echo(
+            f"{o.sku:<24} {o.unit_price:>10} {o.currency:<4} {active:<7} {o.max_qty:>3}  {o.offer_id}"
+        )
+
+
+@catalog_cli.command("set")
+def catalog_set(
+    sku: Annotated[str, typer.Argument(help="Product id, e.g. DEMO-KEYBOARD.")],
+    price: Annotated[str, typer.Option(help="Unit price, e.g. 49.90 (at most 2 decimals).")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "EUR",
+    inactive: Annotated[bool, typer.Option("--inactive", help="Stop selling it.")] = False,
+    max_qty: Annotated[
+        int, typer.Option(min=1, max=MAX_ITEM_QUANTITY, help="Units one cart may hold.")
+    ] = MAX_ITEM_QUANTITY,
+) -> None:
+    """Create or change a product's offer; a new price or currency gets a new offer id."""
+    sku = _valid(TypeAdapter(Sku), sku, "SKU")
+    unit_price = _valid(TypeAdapter[Decimal](Money), price, "--price")
+    code = _valid(TypeAdapter(Currency), currency, "--currency")
+
+    async def work(conn: AsyncConnection) -> Offer:
+        return await catalog.set_offer(
+            conn, sku, unit_price, code, active=not inactive, max_qty=max_qty
+        )
+
+    _echo([_run(work)])
+
+
+@catalog_cli.command("list")
+def catalog_list() -> None:
+    """Every offer, by SKU."""
+    _echo(_run(catalog.list_offers))
