@@ -83,7 +83,8 @@ def _create_idempotency_keys() -> None:
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("request_hash", sa.Text(), nullable=False),
         sa.Column("response_status", sa.Integer(), nullable=True),
-        sa.Column("response_body", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        # json, not jsonb: a replay answers the very bytes of the first response, key order kept.
+        sa.Column("response_body", postgresql.JSON(astext_type=sa.Text()), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         sa.PrimaryKeyConstraint("buyer_id", "key"),
         schema=SCHEMA,

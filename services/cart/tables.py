@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 from services.platform.inbox import inbox_table
 from services.platform.outbox import outbox_table
@@ -91,7 +91,8 @@ idempotency_keys = Table(
     Column("key", Text, primary_key=True),
     Column("request_hash", Text, nullable=False),
     Column("response_status", Integer),
-    Column("response_body", JSONB),
+    # json, not jsonb: a replay answers the very bytes of the first response, key order kept.
+    Column("response_body", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )

@@ -265,7 +265,7 @@ async def test_put_needs_an_idempotency_key_and_replays_it(
     first = await shopper.request("PUT", "/cart", body, Idempotency_Key="p")
     await shopper.add(sku, 1)
     again = await shopper.request("PUT", "/cart", body, Idempotency_Key="p")
-    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert (again.status_code, again.content) == (first.status_code, first.content)
     assert again.headers["Idempotent-Replayed"] == "true"
     assert await shopper.items() == {sku: 3}  # the replay changed nothing
 

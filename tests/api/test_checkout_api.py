@@ -144,7 +144,7 @@ async def test_the_same_key_and_body_replays_the_first_response(
     first = await shopper.checkout("same", {"buyer_email": "a@example.com"})
     second = await shopper.checkout("same", {"buyer_email": "a@example.com"})
 
-    assert (second.status_code, second.json()) == (202, first.json())
+    assert (second.status_code, second.content) == (202, first.content)
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.headers["Location"] == first.headers["Location"]
     assert len(await _started_by(engine, shopper.buyer_id)) == 1
