@@ -27,6 +27,8 @@ def _settings() -> Settings:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # `transitions` logs every callback of every saga step at INFO: per-message noise.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
     return settings
 
 
@@ -103,6 +105,32 @@ def dev(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--without") from None
     run_dev(DevOptions(data_dir, tuple(without or ()), seed, kafka_port))
+
+
+@cli.command()
+def demo(
+    orders: Annotated[int, typer.Option(min=1, help="How many checkouts to drive.")] = 200,
+    concurrency: Annotated[int, typer.Option(min=1, help="Checkouts in flight at once.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the generated checkouts.")] = 1,
+) -> None:
+    """Drive checkouts through the stack (embedded if none runs) and print a summary."""
+    from services.cli_load import LoadOptions, demo_report, run_load
+
+    _settings()
+    run_load(LoadOptions(orders, concurrency, seed, timeout_s=120), demo_report, baseline=False)
+
+
+@cli.command()
+def bench(
+    orders: Annotated[int, typer.Option(min=1, help="How many checkouts to drive.")] = 1000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Checkouts in flight at once.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the generated checkouts.")] = 1,
+) -> None:
+    """Load benchmark: sagas/s, latency percentiles, DB transactions per saga, raw commit rate."""
+    from services.cli_load import LoadOptions, bench_report, run_load
+
+    _settings()
+    run_load(LoadOptions(orders, concurrency, seed, timeout_s=600), bench_report, baseline=True)
 
 
 @cli.command()

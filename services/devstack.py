@@ -239,7 +239,7 @@ def _broker_log_worth_showing(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING
 
 
-def _quiet_client_logs() -> None:
+def quiet_client_logs() -> None:
     # Fifteen consumer-group joins and pg_ctl transcripts at INFO would bury the summary.
     if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
         return
@@ -252,7 +252,7 @@ def _quiet_client_logs() -> None:
 def run_dev(options: DevOptions) -> None:
     """Run everything until SIGINT/SIGTERM, then stop services, Tansu and PostgreSQL in order."""
     names = services_to_run(options.without)
-    _quiet_client_logs()
+    quiet_client_logs()
     infra = Infrastructure(options)
     # Signals only set a flag from here on: a Ctrl-C mid-start must still reach the cleanup.
     with StopSignals() as signals:

@@ -10,7 +10,7 @@ import contextlib
 import importlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 from aiokafka import AIOKafkaProducer
@@ -60,7 +60,7 @@ def build_specs(settings: Settings, names: Sequence[str]) -> list[ServiceSpec]:
 
 def _bind(
     consumer: Consumer, message_cls: type[Message], handler: Handler
-) -> Callable[[Delivery], object]:
+) -> Callable[[Delivery], Awaitable[object]]:
     return partial(consumer.process, expected_type=message_cls.message_type, handler=handler)
 
 
@@ -99,13 +99,15 @@ class Runtime:
         for spec in self.specs:
             consumer = Consumer(self.engine, spec.mailbox, spec.name, self.settings.consumer)
             self.consumers[spec.name] = consumer
-            for sub in spec.subscriptions:
+            if spec.subscriptions:
                 subscribe(
                     self.broker,
                     self.settings.kafka,
                     service=spec.name,
-                    message_cls=sub.message_cls,
-                    handle=_bind(consumer, sub.message_cls, sub.handler),  # type: ignore[arg-type]
+                    routes={
+                        sub.message_cls: _bind(consumer, sub.message_cls, sub.handler)
+                        for sub in spec.subscriptions
+                    },
                 )
         # The wire is the public API: document every message type, whoever publishes it
         # (CheckoutStarted comes from upstream services or the cart API).
@@ -194,7 +196,12 @@ def asyncapi_json(settings: Settings) -> str:
     # Fixed server address, so the committed document does not depend on the environment.
     pinned = settings.model_copy(update={"kafka": KafkaSettings()})
     runtime = Runtime(pinned, SERVICES)
-    return json.dumps(specification(runtime).to_specification().to_jsonable(), indent=2, sort_keys=True) + "\n"
+    return (
+        json.dumps(
+            specification(runtime).to_specification().to_jsonable(), indent=2, sort_keys=True
+        )
+        + "\n"
+    )
 
 
 def create_app(
