@@ -57,7 +57,13 @@ def _extend_carts_and_items() -> None:
         schema=SCHEMA,
         postgresql_where=sa.text("status = 'active'"),
     )
-    op.add_column("cart_items", sa.Column("id", sa.Uuid(), nullable=True), schema=SCHEMA)
+    # Lines written without the API (an upstream, or before this revision) get an id from the
+    # database and no snapshot currency: theirs is the cart's.
+    op.add_column(
+        "cart_items",
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
+        schema=SCHEMA,
+    )
     op.add_column("cart_items", sa.Column("offer_id", sa.Uuid(), nullable=True), schema=SCHEMA)
     op.add_column("cart_items", sa.Column("currency", sa.Text(), nullable=True), schema=SCHEMA)
     op.add_column(
@@ -65,14 +71,6 @@ def _extend_carts_and_items() -> None:
         sa.Column("captured_at", sa.DateTime(timezone=True), server_default=_now(), nullable=False),
         schema=SCHEMA,
     )
-    # Lines written before this revision get an id and their cart's currency; the code
-    # always supplies both from now on, so the columns carry no default.
-    op.execute(
-        "UPDATE cart.cart_items i SET id = gen_random_uuid(), currency = c.currency "
-        "FROM cart.carts c WHERE c.cart_id = i.cart_id"
-    )
-    op.alter_column("cart_items", "id", nullable=False, schema=SCHEMA)
-    op.alter_column("cart_items", "currency", nullable=False, schema=SCHEMA)
     op.create_unique_constraint("uq_cart_items_id", "cart_items", ["id"], schema=SCHEMA)
 
 

@@ -58,15 +58,19 @@ async def _with_lines(conn: AsyncConnection, row: Any) -> ShoppingCart:
 
 async def cart_lines(conn: AsyncConnection, cart_id: uuid.UUID) -> tuple[CartLine, ...]:
     """A cart's lines with their price snapshots, by SKU."""
+    currency = func.coalesce(cart_items.c.currency, carts.c.currency).label("snapshot_currency")
     rows = await conn.execute(
-        select(cart_items).where(cart_items.c.cart_id == cart_id).order_by(cart_items.c.sku)
+        select(cart_items, currency)
+        .join(carts, carts.c.cart_id == cart_items.c.cart_id)
+        .where(cart_items.c.cart_id == cart_id)
+        .order_by(cart_items.c.sku)
     )
     return tuple(
         CartLine(
             item_id=r.id,
             sku=r.sku,
             quantity=r.quantity,
-            snapshot=Snapshot(r.offer_id, r.unit_price, r.currency, r.captured_at),
+            snapshot=Snapshot(r.offer_id, r.unit_price, r.snapshot_currency, r.captured_at),
         )
         for r in rows
     )

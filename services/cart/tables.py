@@ -56,10 +56,11 @@ cart_items = Table(
     Column("unit_price", Numeric(14, 2), nullable=False),
     Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # The public id of a line (/cart/items/{id}) and its price snapshot: the offer it was
-    # taken of (None for lines written by an upstream without offers), currency, when.
-    Column("id", Uuid, nullable=False),
+    # taken of, currency, when. Lines written without the API (an upstream) have no offer and
+    # no currency of their own: theirs is the cart's.
+    Column("id", Uuid, nullable=False, server_default=text("gen_random_uuid()")),
     Column("offer_id", Uuid),
-    Column("currency", Text, nullable=False),
+    Column("currency", Text),
     Column("captured_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint("quantity > 0", name="ck_cart_items_quantity"),
     UniqueConstraint("id", name="uq_cart_items_id"),

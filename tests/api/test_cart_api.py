@@ -424,3 +424,32 @@ async def test_the_openapi_document_lists_every_endpoint(client: httpx.AsyncClie
     headers = {p["name"]: p["required"] for p in checkout["parameters"] if p["in"] == "header"}
     assert headers["Idempotency-Key"] is True
     assert "application/problem+json" in checkout["responses"]["409"]["content"]
+
+
+async def test_a_line_written_without_the_api_shows_the_carts_currency(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    cart_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO cart.carts (cart_id, buyer_id, status, currency) "
+                "VALUES (:c, :b, 'active', 'SEK')"
+            ),
+            {"c": cart_id, "b": shopper.buyer_id},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO cart.cart_items (cart_id, sku, quantity, unit_price) VALUES (:c, 'UP-1', 2, 7)"
+            ),
+            {"c": cart_id},
+        )
+
+    [item] = (await shopper.cart()).json()["items"]
+
+    assert uuid.UUID(item["id"])
+    assert (item["snapshot"]["currency"], item["snapshot"]["offer_id"], item["line_total"]) == (
+        "SEK",
+        None,
+        "14.00",
+    )
