@@ -48,18 +48,22 @@ async def abandon_idle_carts(
         .where(carts.c.cart_id.in_(ids))
         .values(status=CartStatus.ABANDONED, version=carts.c.version + 1, updated_at=func.now())
     )
-    lines = await conn.execute(
-        select(cart_items.c.cart_id, func.count().label("n"))
-        .where(cart_items.c.cart_id.in_(ids))
-        .group_by(cart_items.c.cart_id)
-    )
-    counts: dict[uuid.UUID, int] = {row.cart_id: row.n for row in lines}
+    counts = await _line_counts(conn, ids)
     abandoned = [
         events.abandoned(r.cart_id, r.buyer_id, r.last_activity_at, counts.get(r.cart_id, 0))
         for r in claimed
     ]
     await events.emit(conn, lanes, abandoned)
     return len(claimed)
+
+
+async def _line_counts(conn: AsyncConnection, cart_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    lines = await conn.execute(
+        select(cart_items.c.cart_id, func.count().label("n"))
+        .where(cart_items.c.cart_id.in_(cart_ids))
+        .group_by(cart_items.c.cart_id)
+    )
+    return {row.cart_id: row.n for row in lines}
 
 
 async def run_pass(engine: AsyncEngine, settings: CartApiSettings, lanes: int) -> int:

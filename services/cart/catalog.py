@@ -40,20 +40,24 @@ async def set_offer(
     The offer id names the terms a snapshot was taken of, so it changes exactly when the
     terms do; toggling `active` or the cap keeps it.
     """
-    new_id = uuid.uuid4()
-    insert = pg_insert(offers).values(
-        sku=sku,
-        offer_id=new_id,
-        unit_price=unit_price,
-        currency=currency,
-        active=active,
-        max_qty=max_qty,
-    )
+    values = {
+        "sku": sku,
+        "offer_id": uuid.uuid4(),
+        "unit_price": unit_price,
+        "currency": currency,
+        "active": active,
+        "max_qty": max_qty,
+    }
+    return _offer((await conn.execute(_upsert(values))).one())
+
+
+def _upsert(values: dict[str, Any]) -> Any:
+    insert = pg_insert(offers).values(**values)
     proposed = insert.excluded
     same_terms = (offers.c.unit_price == proposed.unit_price) & (
         offers.c.currency == proposed.currency
     )
-    stmt = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=["sku"],
         set_={
             "offer_id": case((same_terms, offers.c.offer_id), else_=proposed.offer_id),
@@ -64,7 +68,6 @@ async def set_offer(
             "updated_at": func.now(),
         },
     ).returning(*offers.c)
-    return _offer((await conn.execute(stmt)).one())
 
 
 async def get_offers(conn: AsyncConnection, skus: Collection[str]) -> dict[str, Offer]:

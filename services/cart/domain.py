@@ -69,8 +69,6 @@ def plan_clearance(
     return ClearIt(cart.cart_id)
 
 
-# --- The shopping rules of the HTTP API --------------------------------------------------------
-
 MAX_ITEM_QUANTITY = 20
 """Units of one SKU a cart may hold (a product's offer may allow fewer)."""
 

@@ -17,35 +17,36 @@ from services.platform.outbox import OutboxMessage
 
 def item_events(cart_id: uuid.UUID, buyer_id: str, changes: Sequence[LineChange]) -> list[Message]:
     """One `cart.item.added` or `cart.item.removed` per line whose quantity moved."""
-    events: list[Message] = []
-    for change in changes:
-        line = change.line
-        if change.delta > 0:
-            events.append(
-                CartItemAdded(
-                    order_id=cart_id,
-                    buyer_id=buyer_id,
-                    item_id=line.item_id,
-                    sku=line.sku,
-                    quantity=change.delta,
-                    line_quantity=change.quantity,
-                    offer_id=line.snapshot.offer_id,
-                    unit_price=line.snapshot.unit_price,
-                    currency=line.snapshot.currency,
-                )
-            )
-        else:
-            events.append(
-                CartItemRemoved(
-                    order_id=cart_id,
-                    buyer_id=buyer_id,
-                    item_id=line.item_id,
-                    sku=line.sku,
-                    quantity=-change.delta,
-                    line_quantity=change.quantity,
-                )
-            )
-    return events
+    return [
+        _added(cart_id, buyer_id, c) if c.delta > 0 else _removed(cart_id, buyer_id, c)
+        for c in changes
+    ]
+
+
+def _added(cart_id: uuid.UUID, buyer_id: str, change: LineChange) -> CartItemAdded:
+    line = change.line
+    return CartItemAdded(
+        order_id=cart_id,
+        buyer_id=buyer_id,
+        item_id=line.item_id,
+        sku=line.sku,
+        quantity=change.delta,
+        line_quantity=change.quantity,
+        offer_id=line.snapshot.offer_id,
+        unit_price=line.snapshot.unit_price,
+        currency=line.snapshot.currency,
+    )
+
+
+def _removed(cart_id: uuid.UUID, buyer_id: str, change: LineChange) -> CartItemRemoved:
+    return CartItemRemoved(
+        order_id=cart_id,
+        buyer_id=buyer_id,
+        item_id=change.line.item_id,
+        sku=change.line.sku,
+        quantity=-change.delta,
+        line_quantity=change.quantity,
+    )
 
 
 def checked_out(cart: ShoppingCart, order_id: uuid.UUID) -> CartCheckedOut:

@@ -174,9 +174,17 @@ async def check_out(
     order_id = uuid.uuid4()
     if not await repo.mark_checked_out(conn, cart.cart_id, order_id):
         raise RuntimeError(f"cart {cart.cart_id} is locked yet no longer active")
-    started = CheckoutStarted(
+    started = _started(cart, order_id, buyer_email)
+    await order_view.record_checkout(conn, started)
+    await events.emit(conn, lanes, [started, events.checked_out(cart, order_id)])
+    return Checkout(order_id=order_id, cart_id=cart.cart_id)
+
+
+def _started(cart: ShoppingCart, order_id: uuid.UUID, buyer_email: str | None) -> CheckoutStarted:
+    """The saga's CheckoutStarted of a cart: its lines at their snapshot prices."""
+    return CheckoutStarted(
         order_id=order_id,
-        buyer_id=buyer_id,
+        buyer_id=cart.buyer_id,
         buyer_email=buyer_email,
         cart_id=cart.cart_id,
         currency=cart.currency,
@@ -185,6 +193,3 @@ async def check_out(
             for ln in cart.lines
         ],
     )
-    await order_view.record_checkout(conn, started)
-    await events.emit(conn, lanes, [started, events.checked_out(cart, order_id)])
-    return Checkout(order_id=order_id, cart_id=cart.cart_id)

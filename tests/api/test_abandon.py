@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
 
 import httpx
@@ -35,6 +36,19 @@ async def _status(engine: AsyncEngine, cart_id: str) -> str:
             select(carts.c.status).where(carts.c.cart_id == uuid.UUID(cart_id))
         )
     return str(status)
+
+
+async def _expire_keys(engine: AsyncEngine, buyer_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.buyer_id == buyer_id)
+            .values(created_at=text("now() - interval '8 days'"))
+        )
+
+
+async def _run(work: Awaitable[None]) -> None:
+    await work
 
 
 async def _abandon_all(engine: AsyncEngine) -> int:
@@ -109,21 +123,11 @@ async def test_the_background_loop_abandons_and_purges_expired_keys(
     sku = await offer(engine)
     cart = (await shopper.add(sku, 1, Idempotency_Key="loop")).json()
     await _idle(engine, cart["cart_id"])
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(idempotency_keys)
-            .where(idempotency_keys.c.buyer_id == shopper.buyer_id)
-            .values(created_at=text("now() - interval '8 days'"))
-        )
+    await _expire_keys(engine, shopper.buyer_id)
     settings = CartApiSettings(abandon_after_s=HOUR.total_seconds(), abandon_poll_interval_s=0.05)
-    stop = asyncio.Event()
+    stop, loop = asyncio.Event(), abandon_loop(settings, LANES)
 
-    loop = abandon_loop(settings, LANES)
-
-    async def run() -> None:
-        await loop(engine, stop)
-
-    task = asyncio.create_task(run())
+    task = asyncio.create_task(_run(loop(engine, stop)))
     for _ in range(100):
         if await _status(engine, cart["cart_id"]) == "abandoned":
             break

@@ -24,6 +24,8 @@ Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_ITEM_QUANTITY, description=
 
 
 class _Request(BaseModel):
+    """Base of request bodies: unknown fields are refused, not ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
