@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -225,7 +226,17 @@ async def test_the_openapi_document_lists_every_endpoint(client: httpx.AsyncClie
     checkout = paths["/api/v1/checkout"]["post"]
     headers = {p["name"]: p["required"] for p in checkout["parameters"] if p["in"] == "header"}
     assert headers["Idempotency-Key"] is True
-    assert "application/problem+json" in checkout["responses"]["409"]["content"]
+    errors = [r for op in _operations(paths) for s, r in op["responses"].items() if s >= "400"]
+    assert {tuple(r["content"]) for r in errors} == {("application/problem+json",)}
+    schemes = response.json()["components"]["securitySchemes"]
+    assert (schemes["HTTPBearer"]["scheme"], schemes["BuyerHeader"]["name"]) == (
+        "bearer",
+        "X-Buyer-Id",
+    )
+
+
+def _operations(paths: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [op for ops in paths.values() for op in ops.values()]
 
 
 async def test_a_line_written_without_the_api_shows_the_carts_currency(

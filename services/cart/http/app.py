@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -37,9 +38,27 @@ request is refused (409). Refused requests are not remembered, so they may be re
 """
 
 
-def create_http_app(settings: Settings, engine: AsyncEngine) -> FastAPI:
+class CartApi(FastAPI):
+    """The FastAPI app of the cart API: its OpenAPI document says how errors and buyers look."""
+
+    def openapi(self) -> dict[str, Any]:
+        """The document, with problem-detail errors and both ways to name the buyer."""
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        document = super().openapi()
+        problems.as_problems(document)
+        header = self.state.cart_api.settings.cart.buyer_header
+        schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["BuyerHeader"] = {"type": "apiKey", "in": "header", "name": header}
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                operation["security"] = [{"HTTPBearer": []}, {"BuyerHeader": []}]
+        return document
+
+
+def create_http_app(settings: Settings, engine: AsyncEngine) -> CartApi:
     """The cart API over this engine (the caller creates and disposes it)."""
-    app = FastAPI(
+    app = CartApi(
         title="checkout-saga cart API",
         version="1.0.0",
         description=_DESCRIPTION,

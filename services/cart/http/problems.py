@@ -149,5 +149,21 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Stale If-Match, changed prices, or a reused Idempotency-Key",
         422: "The request breaks a cart rule (field-level reasons)",
     }
-    content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    return {s: {"model": Problem, "description": reasons[s], "content": content} for s in statuses}
+    return {s: {"model": Problem, "description": reasons[s]} for s in statuses}
+
+
+def as_problems(openapi: dict[str, Any]) -> None:
+    """Make every error response of an OpenAPI document a problem detail, and only that.
+
+    FastAPI documents error models as application/json and adds its own validation-error
+    schema; this API answers every error as application/problem+json with `Problem`.
+    """
+    problem = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status).startswith(("4", "5")):
+                    response["content"] = problem
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
