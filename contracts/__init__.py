@@ -3,9 +3,15 @@
 Pure pydantic models; imports only the standard library and pydantic.
 """
 
+from contracts.cart_events import (
+    CartAbandoned,
+    CartCheckedOut,
+    CartEvent,
+    CartItemAdded,
+    CartItemRemoved,
+)
 from contracts.envelope import Envelope, MessageHeaders, command_id
 from contracts.messages import (
-    ALL_MESSAGES,
     CheckoutStarted,
     ClearCart,
     ConfirmOrder,
@@ -29,17 +35,8 @@ from contracts.messages import (
     StockReservationFailed,
     StockShortage,
 )
+from contracts.registry import ALL_MESSAGES
 from contracts.topics import DEAD_LETTER_TOPIC, TOPICS, message_class_for_type, topic_for
-
-# isort: split
-# After contracts.messages on purpose: it imports this module last to register the cart events.
-from contracts.cart_events import (
-    CartAbandoned,
-    CartCheckedOut,
-    CartEvent,
-    CartItemAdded,
-    CartItemRemoved,
-)
 
 __all__ = [
     "ALL_MESSAGES",

@@ -261,28 +261,3 @@ class OrderMarkedFailed(Message):
     message_type: ClassVar[str] = "order_marked_failed"
 
     reason: Reason
-
-
-# Cart events subclass Message in their own module, so they join the registry after it exists.
-from contracts.cart_events import CART_EVENTS  # noqa: E402
-
-ALL_MESSAGES: tuple[type[Message], ...] = (
-    CheckoutStarted,
-    ReserveStockForOrder,
-    StockReservationCompleted,
-    StockReservationFailed,
-    PaymentRequested,
-    PaymentCompleted,
-    PaymentFailed,
-    RefundPayment,
-    PaymentRefunded,
-    ConfirmOrder,
-    OrderFailed,
-    DeductStock,
-    ReleaseStockReservations,
-    ClearCart,
-    OrderCreated,
-    OrderConfirmed,
-    OrderMarkedFailed,
-    *CART_EVENTS,
-)

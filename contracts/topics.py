@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contracts.messages import ALL_MESSAGES, Message
+from contracts.messages import Message
+from contracts.registry import ALL_MESSAGES
 
 TOPIC_PREFIX = "checkout."
 
