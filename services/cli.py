@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from services.cli_admin import DEFAULT_DATA_DIR, saga_app, stock_app
+from services.cli_catalog import catalog_cli
 from services.platform.settings import Settings
 
 cli = typer.Typer(
@@ -20,6 +21,7 @@ cli = typer.Typer(
 )
 cli.add_typer(stock_app, name="stock")
 cli.add_typer(saga_app, name="saga")
+cli.add_typer(catalog_cli, name="catalog")
 
 
 def _settings() -> Settings:
@@ -131,6 +133,14 @@ def bench(
 
     _settings()
     run_load(LoadOptions(orders, concurrency, seed, timeout_s=600), bench_report, baseline=True)
+
+
+@cli.command("cart-api")
+def cart_api() -> None:
+    """Serve the shoppers' cart and checkout HTTP API (CHECKOUT_CART__HTTP_HOST/PORT)."""
+    from services.cart.http.app import serve_http
+
+    asyncio.run(serve_http(_settings()))
 
 
 @cli.command()

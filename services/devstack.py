@@ -208,12 +208,28 @@ async def _serve(
                 "services": list(names),
             }
             write_dev_state(infra.options.data_dir, state)
+            http = _serve_cart_api(settings, names, stop)
             _announce(settings, infra, names, seeded)
             typer.echo(READY_LINE)
             await stop.wait()
+            if http is not None:
+                await http
         typer.echo("stopping services")
     finally:
         await runtime.stop()
+
+
+def _serve_cart_api(
+    settings: Settings, names: Sequence[str], stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """The shoppers' HTTP API next to the cart service, stopped with everything else."""
+    if "cart" not in names:
+        return None
+    from services.cart.http.app import serve_http
+
+    cart = settings.cart
+    typer.echo(f"cart API:  http://{cart.http_host}:{cart.http_port}/api/v1 (docs at /docs)")
+    return asyncio.create_task(serve_http(settings, stop), name="cart-http")
 
 
 async def _start_unless_stopped(runtime: Runtime, stop: asyncio.Event) -> bool:
