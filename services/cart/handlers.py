@@ -33,7 +33,7 @@ async def clear_cart(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMess
     if isinstance(plan, NothingToClear):
         # An upstream may start checkouts without a cart here; the record still proves
         # that the order's ClearCart was handled.
-        log.info("no cart for order %s of buyer %r; nothing to clear", cmd.order_id, cmd.buyer_id)
+        log.debug("no cart for order %s of buyer %r; nothing to clear", cmd.order_id, cmd.buyer_id)
         return []
     removed = await repo.empty_cart(conn, plan.cart_id)
     await repo.record_clearance(conn, cmd.order_id, plan.cart_id, removed)
