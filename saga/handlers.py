@@ -13,9 +13,12 @@ from contracts.codec import Decoded
 from contracts.envelope import utcnow
 from saga import machine
 from saga import repository as repo
-from saga.machine import Outcome, SagaPolicy, StepResult
+from saga.instance import FINAL_STATES
+from saga.machine import NO_SAGA, Outcome, SagaEvent, SagaPolicy, StepResult, trigger_name
+from saga.repository import StoredSaga
 from services.platform.consumer import ConflictError, RejectedMessageError
 from services.platform.outbox import OutboxMessage
+from services.platform.telemetry import scope
 
 log = logging.getLogger("checkout_saga.saga")
 
@@ -38,9 +41,11 @@ class SagaHandler:
         stored = await repo.load(conn, event.order_id)
         if stored is None:
             result = self._start(event, envelope.occurred_at, now)
+            record_step(None, result, event, now)
             await repo.create(conn, event.order_id, result.state, result.data)
         else:
             result = machine.step(stored.state, stored.data, event, now, self.policy)
+            record_step(stored, result, event, now)
             _check(result, event.order_id)
             if result.anomaly:
                 log.error(
@@ -55,13 +60,14 @@ class SagaHandler:
             for c in result.commands
         ]
 
-    def _start(self, event: object, occurred_at: datetime, now: datetime) -> StepResult:
+    def _start(self, event: SagaEvent, occurred_at: datetime, now: datetime) -> StepResult:
         if isinstance(event, CheckoutStarted):
             return machine.start(event, now, self.policy)
         name = type(event).__name__
         if now - occurred_at < self.orphan_grace:
             # It may have overtaken its CheckoutStarted (another topic): let Kafka redeliver.
             raise SagaNotFoundYetError(f"{name} before its saga exists")
+        _count_rejection(NO_SAGA, trigger_name(event))
         raise RejectedMessageError(f"{name} for an order that has no saga")
 
 
@@ -72,6 +78,35 @@ def _check(result: StepResult, order_id: object) -> None:
             "saga rejected a message", extra={"order_id": str(order_id), "reason": result.reason}
         )
         raise RejectedMessageError(result.reason or "rejected by the saga")
+
+
+def record_step(
+    stored: StoredSaga | None, result: StepResult, event: SagaEvent, now: datetime
+) -> None:
+    """Count a step: its transition, rejection or anomaly, time in the state left, total time.
+
+    Counted when the transaction commits (a rejection at once: its transaction rolls back).
+    """
+    if result.outcome is Outcome.REJECTED:
+        _count_rejection(stored.state.value if stored else NO_SAGA, trigger_name(event))
+        return
+    row, outcome = result.transition or "unknown", result.outcome.value
+    scope.observe(lambda m: m.transitions.labels(row, outcome).inc())
+    if result.anomaly:
+        scope.observe(lambda m: m.anomalies.labels(row).inc())
+    if stored is None or result.state == stored.state:
+        return
+    left = stored.state.value
+    if stored.updated_at is not None:
+        in_state = max(0.0, (now - stored.updated_at).total_seconds())
+        scope.observe(lambda m: m.time_in_state.labels(left).observe(in_state))
+    if result.state in FINAL_STATES and stored.created_at is not None:
+        total, final = max(0.0, (now - stored.created_at).total_seconds()), result.state.value
+        scope.observe(lambda m: m.duration.labels(final).observe(total))
+
+
+def _count_rejection(state: str, event: str) -> None:
+    scope.observe(lambda m: m.rejections.labels(state, event).inc(), on_commit=False)
 
 
 def policy_of(payment_timeout_s: float) -> SagaPolicy:

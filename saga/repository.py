@@ -19,12 +19,14 @@ from services.platform.consumer import ConflictError
 
 @dataclass(frozen=True, slots=True)
 class StoredSaga:
-    """A saga as read: state, data and the version a write must match."""
+    """A saga as read: state, data and the version a write must match (and when it was written)."""
 
     id: uuid.UUID
     state: SagaState
     version: int
     data: SagaData
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 def _stored(row: Row[tuple[object, ...]]) -> StoredSaga:
@@ -33,6 +35,8 @@ def _stored(row: Row[tuple[object, ...]]) -> StoredSaga:
         state=SagaState(row.state),
         version=row.version,
         data=SagaData.model_validate(row.data),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import dataclasses
 import importlib
 import json
 import logging
@@ -21,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import ALL_MESSAGES, Envelope, Message
 from contracts.topics import all_topics, topic_for
-from services.platform.broker import make_broker, producer_kwargs, subscribe
+from services.platform.broker import group_id, make_broker, producer_kwargs, subscribe
 from services.platform.consumer import Consumer, Delivery, Handler
 from services.platform.db import create_engine
 from services.platform.relay import Relay
 from services.platform.service import ServiceSpec
 from services.platform.settings import KafkaSettings, Settings
+from services.platform.telemetry import Telemetry, scope
+from services.platform.telemetry.probes import ConsumerLagProbe
 from services.platform.topics import ensure_topics
 
 log = logging.getLogger("checkout_saga.runtime")
@@ -82,8 +86,16 @@ def _document(broker: KafkaBroker, message_cls: type[Message]) -> None:
 class Runtime:
     """One process's services: subscribers, relay and background loops, started and stopped."""
 
-    def __init__(self, settings: Settings, services: Sequence[str], *, relay: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Sequence[str],
+        *,
+        relay: bool = True,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.settings = settings
+        self.telemetry = telemetry or Telemetry()
         self.specs = build_specs(settings, services)
         self.engine: AsyncEngine = create_engine(settings)
         self.broker = make_broker(settings.kafka)
@@ -93,11 +105,15 @@ class Runtime:
         self._producer: AIOKafkaProducer | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._lag: ConsumerLagProbe | None = None
         self._register()
+        self.telemetry.metrics.relays.add(self._relay_counts)
 
     def _register(self) -> None:
         for spec in self.specs:
-            consumer = Consumer(self.engine, spec.mailbox, spec.name, self.settings.consumer)
+            consumer = Consumer(
+                self.engine, spec.mailbox, spec.name, self.settings.consumer, self.telemetry
+            )
             self.consumers[spec.name] = consumer
             if spec.subscriptions:
                 subscribe(
@@ -137,9 +153,37 @@ class Runtime:
         for spec in self.specs:
             for loop in spec.background:
                 self._spawn(loop(self.engine, self._stop), f"{spec.name}-background")
+        await self._watch_lag()
+
+    def _relay_counts(self) -> dict[str, float]:
+        return dataclasses.asdict(self.relay.stats) if self.relay is not None else {}
+
+    @property
+    def _lag_probe_name(self) -> str:
+        return "consumer_lag:" + "+".join(spec.name for spec in self.specs)
+
+    async def _watch_lag(self) -> None:
+        """Report the lag of this process's consumer groups when metrics are scraped."""
+        groups = {
+            spec.name: (group_id(spec.name), [topic_for(s.message_cls) for s in spec.subscriptions])
+            for spec in self.specs
+            if spec.subscriptions
+        }
+        if groups:
+            self._lag = ConsumerLagProbe(self.settings.kafka, groups)
+            replaced = self.telemetry.add_probe(self._lag_probe_name, self._lag)
+            if replaced is not None:
+                await replaced.close()
 
     def _spawn(self, coro: object, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        # Background loops (the saga's timeout poller) count into this runtime's metrics.
+        context = contextvars.copy_context()
+        context.run(scope.bind, self.telemetry.metrics)
+        task: asyncio.Task[None] = asyncio.create_task(
+            coro,  # type: ignore[arg-type]
+            name=name,
+            context=context,
+        )
         task.add_done_callback(_log_crash)
         self._tasks.append(task)
 
@@ -160,6 +204,9 @@ class Runtime:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        if self._lag is not None:
+            await self.telemetry.remove_probe(self._lag_probe_name, self._lag)
+            self._lag = None
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -205,10 +252,14 @@ def asyncapi_json(settings: Settings) -> str:
 
 
 def create_app(
-    settings: Settings, services: Sequence[str] = SERVICES, *, relay: bool = True
+    settings: Settings,
+    services: Sequence[str] = SERVICES,
+    *,
+    relay: bool = True,
+    telemetry: Telemetry | None = None,
 ) -> FastStream:
     """A FastStream application running the named services (and the relay) in this process."""
-    runtime = Runtime(settings, services, relay=relay)
+    runtime = Runtime(settings, services, relay=relay, telemetry=telemetry)
     app = FastStream(runtime.broker, specification=specification(runtime))
     # FastStream starts the broker itself; the runtime starts everything around it.
     app.on_startup(partial(ensure_topics, settings.kafka, all_topics()))

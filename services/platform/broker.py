@@ -84,6 +84,11 @@ async def _raw_body(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+def group_id(service: str) -> str:
+    """The consumer group of a service (one group, one consumer per service per process)."""
+    return f"checkout-saga.{service}"
+
+
 def subscribe(
     broker: KafkaBroker,
     kafka: KafkaSettings,
@@ -116,7 +121,7 @@ def subscribe(
     on_message.__name__ = f"on_{service}_message"
     broker.subscriber(
         *sorted(by_topic),
-        group_id=f"checkout-saga.{service}",
+        group_id=group_id(service),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         session_timeout_ms=kafka.session_timeout_ms,

@@ -93,6 +93,15 @@ class CartApiSettings(BaseModel):
     idempotency_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
 
 
+class AdminSettings(BaseModel):
+    """The operator's admin API: sagas, orders, stock, dead letters, health, metrics, AsyncAPI."""
+
+    # When set, every endpoint but /health/* wants `Authorization: Bearer <token>`.
+    token: SecretStr | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8081, ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     """Everything a process needs; e.g. CHECKOUT_DATABASE_URL, CHECKOUT_KAFKA__BOOTSTRAP_SERVERS."""
 
@@ -108,4 +117,7 @@ class Settings(BaseSettings):
     saga: SagaSettings = SagaSettings()
     payments: PaymentSimulatorSettings = PaymentSimulatorSettings()
     cart: CartApiSettings = CartApiSettings()
+    admin: AdminSettings = AdminSettings()
     log_level: str = "INFO"
+    # `json`: one JSON object per line carrying the message's order, message and causation ids.
+    log_format: Literal["text", "json"] = "text"
