@@ -164,11 +164,7 @@ class Runtime:
 
     async def _watch_lag(self) -> None:
         """Report the lag of this process's consumer groups when metrics are scraped."""
-        groups = {
-            spec.name: (group_id(spec.name), [topic_for(s.message_cls) for s in spec.subscriptions])
-            for spec in self.specs
-            if spec.subscriptions
-        }
+        groups = consumer_groups(self.specs)
         if groups:
             self._lag = ConsumerLagProbe(self.settings.kafka, groups)
             replaced = self.telemetry.add_probe(self._lag_probe_name, self._lag)
@@ -214,6 +210,15 @@ class Runtime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def consumer_groups(specs: Sequence[ServiceSpec]) -> dict[str, tuple[str, list[str]]]:
+    """service -> (its consumer group, the topics it consumes), for services that consume."""
+    return {
+        spec.name: (group_id(spec.name), [topic_for(s.message_cls) for s in spec.subscriptions])
+        for spec in specs
+        if spec.subscriptions
+    }
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -6,11 +6,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
 from services.platform import migrate
 from services.platform.db import create_engine
 from services.platform.settings import KafkaSettings, RelaySettings, SagaSettings, Settings
+from services.platform.telemetry import Telemetry
 from services.runtime import Runtime
 from tests.support.payer import ScriptedPayer
 from tests.support.stack import Stack
@@ -38,14 +42,28 @@ def integration_settings(migrated_database_url: str, kafka_bootstrap: str) -> Se
 
 
 @pytest.fixture(scope="session")
-async def stack(integration_settings: Settings) -> AsyncIterator[Stack]:
+def spans() -> InMemorySpanExporter:
+    """Every span the stack's services finish, kept in memory."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def telemetry(spans: InMemorySpanExporter) -> Telemetry:
+    """The stack's metrics and tracer (both runtimes share them, as one process would)."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    return Telemetry(tracer_provider=provider)
+
+
+@pytest.fixture(scope="session")
+async def stack(integration_settings: Settings, telemetry: Telemetry) -> AsyncIterator[Stack]:
     """saga + orders + cart in one runtime, inventory in another (so a test can stop it)."""
-    main = Runtime(integration_settings, ["saga", "orders", "cart"])
-    inventory = Runtime(integration_settings, ["inventory"])
+    main = Runtime(integration_settings, ["saga", "orders", "cart"], telemetry=telemetry)
+    inventory = Runtime(integration_settings, ["inventory"], telemetry=telemetry)
     await main.start()
     await inventory.start()
     engine = create_engine(integration_settings, pool_size=5)
-    stack = Stack(integration_settings, engine, main, inventory)
+    stack = Stack(integration_settings, engine, main, inventory, telemetry)
     try:
         yield stack
     finally:

@@ -69,19 +69,27 @@ class ScriptedPayer:
                 assert isinstance(request, PaymentRequested)
                 self.requests.setdefault(request.order_id, []).append(request)
                 answer = self.script.get(request.order_id, Answer.COMPLETE)
+                # Like a provider that propagates W3C trace context, it answers in the trace.
+                trace = {k: v.decode() for k, v in record.headers if k == "traceparent"}
                 if answer is Answer.COMPLETE:
-                    await self.send(completed(request))
+                    await self.send(completed(request), headers=trace)
                 elif answer is Answer.DECLINE:
                     await self.send(
-                        PaymentFailed(order_id=request.order_id, reason="card declined")
+                        PaymentFailed(order_id=request.order_id, reason="card declined"),
+                        headers=trace,
                     )
         finally:
             await consumer.stop()
 
-    async def send(self, message: Message, message_id: uuid.UUID | None = None) -> uuid.UUID:
+    async def send(
+        self,
+        message: Message,
+        message_id: uuid.UUID | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> uuid.UUID:
         """Publish a message as the payment provider would."""
         assert self._producer is not None
-        return await publish(self._producer, message, message_id)
+        return await publish(self._producer, message, message_id, headers)
 
 
 def completed(request: PaymentRequested, payment_id: uuid.UUID | None = None) -> PaymentCompleted:
@@ -95,7 +103,10 @@ def completed(request: PaymentRequested, payment_id: uuid.UUID | None = None) ->
 
 
 async def publish(
-    producer: AIOKafkaProducer, message: Message, message_id: uuid.UUID | None = None
+    producer: AIOKafkaProducer,
+    message: Message,
+    message_id: uuid.UUID | None = None,
+    headers: dict[str, str] | None = None,
 ) -> uuid.UUID:
     """Publish a contract message on its topic, keyed by order id, as any upstream would."""
     envelope = message.to_envelope(message_id=message_id)
@@ -103,7 +114,7 @@ async def publish(
         topic_for(message),
         encode(envelope),
         key=str(message.order_id).encode(),
-        headers=[(k, v.encode()) for k, v in headers_for(envelope).items()],
+        headers=[(k, v.encode()) for k, v in {**headers_for(envelope), **(headers or {})}.items()],
     )
     return envelope.message_id
 

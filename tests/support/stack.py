@@ -15,6 +15,7 @@ from contracts.topics import TOPICS
 from saga.tables import sagas
 from services.inventory import repository as inventory_repo
 from services.platform.settings import Settings
+from services.platform.telemetry import Telemetry
 from services.runtime import Runtime
 
 
@@ -26,10 +27,11 @@ class Stack:
     engine: AsyncEngine
     main: Runtime
     inventory: Runtime | None
+    telemetry: Telemetry | None = None
 
     async def restart_inventory(self) -> None:
         """Start the inventory service again (after a test stopped it)."""
-        self.inventory = Runtime(self.settings, ["inventory"])
+        self.inventory = Runtime(self.settings, ["inventory"], telemetry=self.telemetry)
         await self.inventory.start()
 
     async def stop_inventory(self) -> None:

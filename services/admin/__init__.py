@@ -1,0 +1,1 @@
+"""The operator's admin HTTP API: sagas, orders, stock, dead letters, health, metrics, AsyncAPI."""

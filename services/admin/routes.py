@@ -1,0 +1,99 @@
+"""The operator endpoints under /admin/v1: sagas, orders, stock (read and set), dead letters."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+
+from saga import repository as saga_repo
+from saga.instance import SagaState
+from services.admin.context import AdminContext
+from services.admin.queries import (
+    DeadLetterView,
+    OrderView,
+    SagaView,
+    StockChange,
+    StockView,
+    dead_letters,
+)
+from services.inventory import repository as inventory_repo
+from services.orders import repository as orders_repo
+
+router = APIRouter(tags=["admin"])
+
+
+def _context(request: Request) -> AdminContext:
+    context: AdminContext = request.app.state.admin
+    return context
+
+
+@router.get("/sagas", response_model=list[SagaView])
+async def list_sagas(
+    request: Request,
+    state: SagaState | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[SagaView]:
+    """Sagas, newest first, optionally only those in one state."""
+    async with _context(request).engine.connect() as conn:
+        found = await saga_repo.list_sagas(conn, state, limit)
+    return [SagaView.of(saga) for saga in found]
+
+
+@router.get("/sagas/{order_id}", response_model=SagaView, responses={404: {}})
+async def get_saga(request: Request, order_id: uuid.UUID) -> SagaView:
+    """One saga by its id (= the order id)."""
+    async with _context(request).engine.connect() as conn:
+        saga = await saga_repo.load(conn, order_id)
+    if saga is None:
+        raise HTTPException(404, f"no saga {order_id}")
+    return SagaView.of(saga)
+
+
+@router.get("/orders/{order_id}", response_model=OrderView, responses={404: {}})
+async def get_order(request: Request, order_id: uuid.UUID) -> OrderView:
+    """One order as the orders service keeps it (read straight from its schema)."""
+    async with _context(request).engine.connect() as conn:
+        order = await orders_repo.get_order(conn, order_id)
+    if order is None:
+        raise HTTPException(404, f"no order {order_id}")
+    return OrderView.model_validate(order)
+
+
+@router.get("/stock", response_model=list[StockView])
+async def get_stock(
+    request: Request, sku: Annotated[list[str] | None, Query()] = None
+) -> list[StockView]:
+    """Available, reserved and deducted units per product (all, or the named SKUs)."""
+    async with _context(request).engine.connect() as conn:
+        rows = await inventory_repo.stock(conn, sku or None)
+    return [StockView.model_validate(row) for row in rows]
+
+
+@router.put("/stock/{sku}", response_model=StockView)
+async def set_stock(
+    request: Request,
+    sku: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
+    change: StockChange,
+) -> StockView:
+    """Create a product or set its available units; reserved and deducted units stay."""
+    async with _context(request).engine.begin() as conn:
+        await inventory_repo.set_stock(conn, sku, change.available)
+        rows = await inventory_repo.stock(conn, [sku])
+    return StockView.model_validate(rows[0])
+
+
+@router.get("/dead-letters", response_model=list[DeadLetterView])
+async def list_dead_letters(
+    request: Request,
+    schema: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DeadLetterView]:
+    """Messages a service rejected, newest first, from every service's outbox (or one schema)."""
+    context = _context(request)
+    if schema is not None and schema not in context.schemas:
+        raise HTTPException(404, f"no service schema {schema!r}; one of {list(context.schemas)}")
+    schemas = [schema] if schema else list(context.schemas)
+    async with context.engine.connect() as conn:
+        return await dead_letters(conn, schemas, limit)
