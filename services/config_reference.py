@@ -30,7 +30,7 @@ DESCRIPTIONS: dict[str, str] = {
     "in its own schema of this one database.",
     "CHECKOUT_DATABASE_POOL_SIZE": "Connections each process keeps open; as many again may be "
     "opened briefly under load.",
-    "CHECKOUT_LOG_LEVEL": "Python logging level, upper case: `DEBUG`, `INFO`, `WARNING`, `ERROR`.",
+    "CHECKOUT_LOG_LEVEL": "Python logging level: `DEBUG`, `INFO`, `WARNING`, `ERROR` (any case).",
     "CHECKOUT_LOG_FORMAT": "`text` for people; `json` for log shippers: one JSON object per line, "
     "carrying the handled message's order, message and causation ids.",
     # Kafka
@@ -45,8 +45,8 @@ DESCRIPTIONS: dict[str, str] = {
     "retries). Must stay `false` on the embedded Tansu broker, which rejects it; `true` on "
     "Apache Kafka.",
     "CHECKOUT_KAFKA__ACKS": "Producer acknowledgements. Keep `all`: the outbox marks a row sent "
-    "once Kafka acknowledged it, so anything weaker can lose messages when a broker fails. "
-    "(Only `all` parses from the environment today.)",
+    "once Kafka acknowledged it, so anything weaker can lose messages when a broker fails "
+    "(`1` and `0` are accepted).",
     "CHECKOUT_KAFKA__SESSION_TIMEOUT_MS": "Consumer-group session timeout: how long a silent "
     "consumer keeps its partitions. Short joins fast on Tansu; Apache Kafka refuses values below "
     "its `group.min.session.timeout.ms` (6000 by default).",

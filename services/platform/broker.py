@@ -42,7 +42,7 @@ def producer_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
     return {
         "bootstrap_servers": kafka.bootstrap_servers,
         "client_id": f"{kafka.client_id}-relay",
-        "acks": kafka.acks,
+        "acks": kafka.acks if kafka.acks == "all" else int(kafka.acks),
         "enable_idempotence": kafka.enable_idempotence,
         "linger_ms": kafka.linger_ms,
         **security_kwargs(kafka),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,8 @@ class KafkaSettings(BaseModel):
     # Off by default because Tansu (the embedded broker) rejects aiokafka's idempotent producer;
     # turn it on against Apache Kafka.
     enable_idempotence: bool = False
-    acks: Literal["all", 1, 0] = "all"
+    # A string, so CHECKOUT_KAFKA__ACKS=1 loads from the environment like "all" does.
+    acks: Literal["all", "1", "0"] = "all"
     # Short group timeouts keep joins fast on Tansu and in tests; production may raise them.
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 500
@@ -118,6 +119,6 @@ class Settings(BaseSettings):
     payments: PaymentSimulatorSettings = PaymentSimulatorSettings()
     cart: CartApiSettings = CartApiSettings()
     admin: AdminSettings = AdminSettings()
-    log_level: str = "INFO"
+    log_level: Annotated[str, AfterValidator(str.upper)] = "INFO"
     # `json`: one JSON object per line carrying the message's order, message and causation ids.
     log_format: Literal["text", "json"] = "text"
