@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr
+from pydantic import BeforeValidator, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     payments: PaymentSimulatorSettings = PaymentSimulatorSettings()
     cart: CartApiSettings = CartApiSettings()
     admin: AdminSettings = AdminSettings()
-    log_level: Annotated[str, AfterValidator(str.upper)] = "INFO"
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+    ] = "INFO"
     # `json`: one JSON object per line carrying the message's order, message and causation ids.
     log_format: Literal["text", "json"] = "text"
