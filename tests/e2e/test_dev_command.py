@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer
 from services.cli_demo import DEMO_CATALOG
 from services.devstack import READY_LINE
 from services.platform.embedded import run_blocking
-from tests.e2e.conftest import REPO_ROOT, clean_environ
 from tests.e2e.test_processes import checkout_json
+from tests.support.processes import REPO_ROOT, clean_environ
 
 pytestmark = pytest.mark.e2e
 

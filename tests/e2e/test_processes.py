@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import REPO_ROOT, Fleet
 from tests.support.payer import eventually
+from tests.support.processes import REPO_ROOT, Fleet
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,1 @@
+"""Chaos tier: the product as processes, killed and restarted under load; invariants checked."""

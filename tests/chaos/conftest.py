@@ -1,0 +1,119 @@
+"""Chaos fixtures: two saga, two inventory and two relay processes on a broker and database of their own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Generator, Iterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from contracts.topics import all_topics
+from services.platform import migrate
+from services.platform.embedded import EmbeddedKafka, create_topics, run_blocking
+from tests.support import infra
+from tests.support.processes import Fleet, clean_environ
+
+PARTITIONS = 4
+PAYMENT_TIMEOUT_S = 4
+CHAOS_PROCESSES: dict[str, tuple[str, ...]] = {
+    "saga-1": ("saga", "--no-relay"),
+    "saga-2": ("saga", "--no-relay"),
+    "inventory-1": ("inventory", "--no-relay"),
+    "inventory-2": ("inventory", "--no-relay"),
+    "orders": ("orders", "--no-relay"),
+    "cart": ("cart", "--no-relay"),
+    "payments": ("payments", "--no-relay"),
+    "relay-1": ("relay",),
+    "relay-2": ("relay",),
+}
+"""Scale-out: two instances of saga, inventory and relay, each pair in one consumer group."""
+
+
+def chaos_env(bootstrap: str, database_url: str) -> dict[str, str]:
+    """The environment of every product process of this tier (the seed is set per run)."""
+    return {
+        **clean_environ(),
+        "PYTHONUNBUFFERED": "1",
+        "CHECKOUT_DATABASE_URL": database_url,
+        "CHECKOUT_DATABASE_POOL_SIZE": "4",
+        "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "CHECKOUT_KAFKA__TOPIC_PARTITIONS": str(PARTITIONS),
+        "CHECKOUT_KAFKA__SESSION_TIMEOUT_MS": "2000",
+        "CHECKOUT_SAGA__PAYMENT_TIMEOUT_S": str(PAYMENT_TIMEOUT_S),
+        "CHECKOUT_SAGA__TIMEOUT_POLL_INTERVAL_S": "0.3",
+        "CHECKOUT_RELAY__POLL_INTERVAL_S": "0.5",
+        "CHECKOUT_PAYMENTS__DECLINE_RATE": "0.2",
+        "CHECKOUT_PAYMENTS__SILENT_RATE": "0.1",
+        "CHECKOUT_PAYMENTS__DUPLICATE_RATE": "0.2",
+    }
+
+
+@pytest.fixture(scope="module")
+def chaos_bootstrap() -> Iterator[str]:
+    """A Tansu broker of this tier only, every topic created up front with 4 partitions."""
+    with EmbeddedKafka() as broker:
+        run_blocking(create_topics(broker.bootstrap, all_topics(), PARTITIONS))
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="module")
+def chaos_database_url(pg_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database of this tier."""
+    with infra.fresh_database(pg_server_url) as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chaos_fleet(
+    chaos_bootstrap: str, chaos_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    """Every process of CHAOS_PROCESSES, running; all gone afterwards."""
+    env = chaos_env(chaos_bootstrap, chaos_database_url)
+    fleet = Fleet(env, tmp_path_factory.mktemp("chaos-logs"), CHAOS_PROCESSES)
+    try:
+        fleet.start_all()
+        yield fleet
+    finally:
+        fleet.stop_all()
+    left = fleet.leftovers()
+    assert not left, f"processes left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+async def chaos_db(chaos_database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the tier's database: test setup and the invariant checks."""
+    engine = create_async_engine(chaos_database_url, pool_size=3)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def chaos_producer(chaos_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain producer: the upstream, and the test's own early, late and duplicate messages."""
+    producer = AIOKafkaProducer(bootstrap_servers=chaos_bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture(scope="module")
+def chaos_published() -> set[uuid.UUID]:
+    """Ids of every message the tests published themselves (all seeds share the topics)."""
+    return set()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, object, None]:
+    """On a failure, attach the tails of the processes' logs to the report."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    running = getattr(item, "funcargs", {}).get("chaos_fleet")
+    if report.failed and isinstance(running, Fleet):
+        report.sections.append(("process logs", running.tails()))

@@ -1,0 +1,231 @@
+"""The invariants of a chaos run, read from every service's tables; each check lists violations."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import DEAD_LETTER_TOPIC, TOPICS
+from services.runtime import SERVICES
+from tests.chaos.load import ChaosLoad, Checkout
+
+FINAL = {"Confirmed": "confirmed", "Failed": "failed"}
+"""Final saga states and the order status each must agree with."""
+
+
+async def rows(db: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Dict rows of a read-only query."""
+    async with db.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+
+
+async def saga_states(db: AsyncEngine, load: ChaosLoad) -> dict[uuid.UUID, dict[str, Any]]:
+    """Saga rows (state, data) of the run's orders."""
+    found = await rows(
+        db, "SELECT id, state, data FROM saga.sagas WHERE id = ANY(:ids)", ids=load.order_ids
+    )
+    return {r["id"]: r for r in found}
+
+
+async def violations(db: AsyncEngine, load: ChaosLoad) -> list[str]:
+    """Every broken invariant of the run, empty when all hold."""
+    sagas = await saga_states(db, load)
+    problems = _sagas_final(load, sagas)
+    if problems:
+        return problems  # the rest only means something once every saga is final
+    confirmed = {o for o, r in sagas.items() if r["state"] == "Confirmed"}
+    by_order = {c.start.order_id: c for c in load.checkouts}
+    problems += await _orders_agree(db, load, sagas)
+    problems += await _stock_balances(db, load, [by_order[o] for o in confirmed])
+    problems += await _reservations_settled(db, load, confirmed)
+    problems += await _carts_cleared_once(db, load, confirmed)
+    problems += await _payments_refunded_once(db, load, sagas)
+    problems += await _outboxes_drained(db)
+    problems += await _nothing_parked(db, load)
+    return problems
+
+
+def _sagas_final(load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]) -> list[str]:
+    missing = [o for o in load.order_ids if o not in sagas]
+    open_ = [f"{o}={r['state']}" for o, r in sagas.items() if r["state"] not in FINAL]
+    problems = [f"no saga for {len(missing)} orders, e.g. {missing[:3]}"] if missing else []
+    if open_:
+        problems.append(f"{len(open_)} sagas not final, e.g. {open_[:3]}")
+    return problems
+
+
+async def _orders_agree(
+    db: AsyncEngine, load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]
+) -> list[str]:
+    found = await rows(
+        db,
+        "SELECT order_id, status FROM orders.orders WHERE order_id = ANY(:ids)",
+        ids=load.order_ids,
+    )
+    status = {r["order_id"]: r["status"] for r in found}
+    wrong = [
+        f"{o}: saga {r['state']}, order {status.get(o)}"
+        for o, r in sagas.items()
+        if status.get(o) != FINAL[r["state"]]
+    ]
+    created = await rows(
+        db,
+        "SELECT message_key, count(*) AS n FROM orders.outbox WHERE topic = :t "
+        "AND message_key = ANY(:keys) GROUP BY message_key HAVING count(*) <> 1",
+        t=TOPICS["order_created"],
+        keys=[str(o) for o in load.order_ids],
+    )
+    problems = [f"{len(wrong)} orders disagree with their saga, e.g. {wrong[:3]}"] if wrong else []
+    problems += [f"order {r['message_key']} announced {r['n']} times" for r in created]
+    return problems
+
+
+async def _stock_balances(db: AsyncEngine, load: ChaosLoad, confirmed: list[Checkout]) -> list[str]:
+    sold: Counter[str] = Counter()
+    for c in confirmed:
+        for item in c.start.items:
+            sold[item.sku] += item.quantity
+    found = await rows(
+        db,
+        "SELECT sku, available, reserved, deducted FROM inventory.products WHERE sku = ANY(:s)",
+        s=list(load.stock),
+    )
+    problems = []
+    for p in found:
+        initial, total = load.stock[p["sku"]], p["available"] + p["reserved"] + p["deducted"]
+        if total != initial or p["reserved"] != 0 or p["deducted"] != sold[p["sku"]]:
+            problems.append(
+                f"{p['sku']}: initial {initial} != available {p['available']} + reserved "
+                f"{p['reserved']} + deducted {p['deducted']}, or reserved != 0, or deducted "
+                f"!= {sold[p['sku']]} units of confirmed orders"
+            )
+    return problems
+
+
+async def _reservations_settled(
+    db: AsyncEngine, load: ChaosLoad, confirmed: set[uuid.UUID]
+) -> list[str]:
+    found = await rows(
+        db,
+        "SELECT order_id, sku, quantity, status FROM inventory.reservations "
+        "WHERE order_id = ANY(:ids)",
+        ids=load.order_ids,
+    )
+    held: dict[uuid.UUID, dict[str, tuple[int, str]]] = defaultdict(dict)
+    for r in found:
+        held[r["order_id"]][r["sku"]] = (r["quantity"], r["status"])
+    problems = []
+    for c in load.checkouts:
+        order = c.start.order_id
+        if order in confirmed:
+            expected = {i.sku: (i.quantity, "deducted") for i in c.start.items}
+            if held[order] != expected:
+                problems.append(f"confirmed {order}: reservations {held[order]} != {expected}")
+        elif any(status != "released" for _, status in held[order].values()):
+            problems.append(f"failed {order}: reservations not all released: {held[order]}")
+    return problems
+
+
+async def _carts_cleared_once(
+    db: AsyncEngine, load: ChaosLoad, confirmed: set[uuid.UUID]
+) -> list[str]:
+    found = await rows(
+        db,
+        "SELECT order_id, cart_id, items_removed FROM cart.clearances WHERE order_id = ANY(:ids)",
+        ids=load.order_ids,
+    )
+    cleared = {r["order_id"]: (r["cart_id"], r["items_removed"]) for r in found}
+    problems = []
+    for c in load.checkouts:
+        order, got = c.start.order_id, cleared.get(c.start.order_id)
+        if order in confirmed and got != (c.start.cart_id, len(c.start.items)):
+            problems.append(f"confirmed {order}: clearance {got}, expected one of its cart")
+        if order not in confirmed and got is not None:
+            problems.append(f"failed {order}: its cart was cleared {got}")
+    return problems
+
+
+async def _payments_refunded_once(
+    db: AsyncEngine, load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]
+) -> list[str]:
+    """Every payment an order did not keep is refunded exactly once; the kept one never."""
+    taken = await _completed_payments(db, load)
+    kept = {
+        uuid.UUID(r["data"]["payment_id"])
+        for r in sagas.values()
+        if r["state"] == "Confirmed" and r["data"].get("payment_id")
+    }
+    owed = {p for payments in taken.values() for p in payments} - kept
+    refunded = await rows(
+        db, "SELECT payment_id FROM payments.refunds WHERE order_id = ANY(:ids)", ids=load.order_ids
+    )
+    got = {r["payment_id"] for r in refunded}
+    commands = await _count_by_payment(db, "saga", TOPICS["RefundPayment"], load.order_ids)
+    events = await _count_by_payment(db, "payments", TOPICS["PaymentRefunded"], load.order_ids)
+    problems = [f"payments owed a refund but not refunded: {sorted(owed - got)[:5]}"]
+    problems += [f"payments refunded but kept or never taken: {sorted(got - owed)[:5]}"]
+    problems += [f"RefundPayment sent {n}x for {p}" for p, n in commands.items() if n != 1]
+    problems += [f"PaymentRefunded sent {n}x for {p}" for p, n in events.items() if n != 1]
+    problems += [f"no RefundPayment for owed {p}" for p in owed if p not in commands]
+    return [p for p in problems if not p.endswith(": []")]
+
+
+async def _completed_payments(db: AsyncEngine, load: ChaosLoad) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """Payments taken per order: the simulator's completed ones and the test's own."""
+    found = await rows(
+        db,
+        "SELECT order_id, payment_id FROM payments.payments "
+        "WHERE decision = 'completed' AND order_id = ANY(:ids)",
+        ids=load.order_ids,
+    )
+    taken: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for r in found:
+        taken[r["order_id"]].add(r["payment_id"])
+    for order, payments in load.payments.items():
+        taken[order] |= payments
+    return taken
+
+
+async def _count_by_payment(
+    db: AsyncEngine, schema: str, topic: str, orders: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    found = await rows(
+        db,
+        "SELECT (convert_from(payload, 'UTF8')::jsonb -> 'payload' ->> 'payment_id')::uuid AS p, "
+        f"count(*) AS n FROM {schema}.outbox WHERE topic = :t AND message_key = ANY(:keys) "
+        "GROUP BY 1",
+        t=topic,
+        keys=[str(o) for o in orders],
+    )
+    return {r["p"]: r["n"] for r in found}
+
+
+async def _outboxes_drained(db: AsyncEngine) -> list[str]:
+    problems = []
+    for schema in SERVICES:
+        left = await rows(db, f"SELECT count(*) AS n FROM {schema}.outbox WHERE sent_at IS NULL")
+        if left[0]["n"]:
+            problems.append(f"{schema}.outbox has {left[0]['n']} unsent rows")
+    return problems
+
+
+async def _nothing_parked(db: AsyncEngine, load: ChaosLoad) -> list[str]:
+    """None of the run's messages was dead-lettered: every fault here is one to survive."""
+    problems = []
+    for schema in SERVICES:
+        letters = await rows(
+            db,
+            f"SELECT headers FROM {schema}.outbox WHERE topic = :t AND message_key = ANY(:keys)",
+            t=DEAD_LETTER_TOPIC,
+            keys=[str(o) for o in load.order_ids],
+        )
+        problems += [
+            f"{schema} dead-lettered {h.get('message_type')}: {h.get('dlq_error')}"
+            for h in (r["headers"] for r in letters)
+        ]
+    return problems

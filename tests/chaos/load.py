@@ -1,0 +1,154 @@
+"""A seeded chaos load: products, carts and checkouts, plus duplicate, early and late messages."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import CheckoutStarted, LineItem, PaymentCompleted
+from tests.support.payer import publish
+
+SKUS_PER_RUN = 8
+STOCK_PER_SKU = 60
+
+
+def seeded_uuid(rng: random.Random) -> uuid.UUID:
+    """A version-4 UUID drawn from the run's generator, so a seed replays the same ids."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """One planned checkout and the faults the test adds to it."""
+
+    start: CheckoutStarted
+    message_id: uuid.UUID
+    redelivered: bool  # the same CheckoutStarted (same message id) sent again later
+    restarted: bool  # the same checkout again under a new message id
+    early_payment: uuid.UUID | None  # a payment published right after the checkout
+
+
+@dataclass
+class ChaosLoad:
+    """Everything one seed publishes, and what the invariants need to know about it."""
+
+    seed: int
+    stock: dict[str, int]
+    checkouts: list[Checkout]
+    published: set[uuid.UUID] = field(default_factory=set)
+    payments: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
+    late_payments: int = 0
+
+    @property
+    def order_ids(self) -> list[uuid.UUID]:
+        """Every planned order."""
+        return [c.start.order_id for c in self.checkouts]
+
+
+def plan(seed: int, checkouts: int) -> ChaosLoad:
+    """The run of a seed: SKUs disjoint from other seeds', 1-3 lines of 1-3 units per checkout."""
+    rng = random.Random(seed)
+    skus = [f"CHAOS-{seed}-{i}-{rng.getrandbits(24):06x}" for i in range(SKUS_PER_RUN)]
+    planned = [_checkout(rng, skus, n) for n in range(checkouts)]
+    return ChaosLoad(seed, dict.fromkeys(skus, STOCK_PER_SKU), planned)
+
+
+def _checkout(rng: random.Random, skus: list[str], n: int) -> Checkout:
+    lines = rng.sample(skus, rng.randint(1, 3))
+    start = CheckoutStarted(
+        order_id=seeded_uuid(rng),
+        buyer_id=f"chaos-buyer-{n}",
+        buyer_email=f"buyer{n}@example.com",
+        cart_id=seeded_uuid(rng),
+        currency="EUR",
+        items=[
+            LineItem(
+                sku=s, quantity=rng.randint(1, 3), unit_price=Decimal(rng.randint(100, 5000)) / 100
+            )
+            for s in lines
+        ],
+    )
+    roll = rng.random()
+    return Checkout(
+        start=start,
+        message_id=seeded_uuid(rng),
+        redelivered=roll < 0.1,
+        restarted=0.1 <= roll < 0.15,
+        early_payment=seeded_uuid(rng) if rng.random() < 0.1 else None,
+    )
+
+
+async def prepare(db: AsyncEngine, load: ChaosLoad) -> None:
+    """Stock the run's products and create each checkout's checked-out cart with its lines."""
+    async with db.begin() as conn:
+        for sku, available in load.stock.items():
+            await conn.execute(
+                text("INSERT INTO inventory.products (sku, available) VALUES (:s, :a)"),
+                {"s": sku, "a": available},
+            )
+        for c in load.checkouts:
+            await conn.execute(
+                text(
+                    "INSERT INTO cart.carts (cart_id, buyer_id, status, currency) "
+                    "VALUES (:c, :b, 'checked_out', 'EUR')"
+                ),
+                {"c": c.start.cart_id, "b": c.start.buyer_id},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO cart.cart_items (cart_id, sku, quantity, unit_price) "
+                    "VALUES (:c, :s, :q, :p)"
+                ),
+                [
+                    {"c": c.start.cart_id, "s": i.sku, "q": i.quantity, "p": i.unit_price}
+                    for i in c.start.items
+                ],
+            )
+
+
+async def drive(producer: AIOKafkaProducer, load: ChaosLoad, pace_s: float) -> None:
+    """Publish every checkout (and its early payment) at a steady pace, then the duplicates."""
+    for c in load.checkouts:
+        await _send_checkout(producer, load, c, c.message_id)
+        if c.early_payment is not None:
+            await _send_payment(producer, load, c.start, c.early_payment)
+        await asyncio.sleep(pace_s)
+    for c in load.checkouts:
+        if c.redelivered:
+            await _send_checkout(producer, load, c, c.message_id)
+        if c.restarted:
+            await _send_checkout(producer, load, c, uuid.uuid4())
+
+
+async def pay_late(
+    producer: AIOKafkaProducer, load: ChaosLoad, failed: list[uuid.UUID], limit: int
+) -> None:
+    """A payment for some orders that already failed: each must be refunded exactly once."""
+    by_id = {c.start.order_id: c.start for c in load.checkouts}
+    rng = random.Random(f"{load.seed}:late")
+    for order_id in rng.sample(sorted(failed), min(limit, len(failed))):
+        await _send_payment(producer, load, by_id[order_id], seeded_uuid(rng))
+        load.late_payments += 1
+
+
+async def _send_checkout(
+    producer: AIOKafkaProducer, load: ChaosLoad, c: Checkout, message_id: uuid.UUID
+) -> None:
+    load.published.add(await publish(producer, c.start, message_id))
+
+
+async def _send_payment(
+    producer: AIOKafkaProducer, load: ChaosLoad, start: CheckoutStarted, payment_id: uuid.UUID
+) -> None:
+    paid = PaymentCompleted(
+        order_id=start.order_id, payment_id=payment_id, amount=start.total, currency="EUR"
+    )
+    load.published.add(await publish(producer, paid))
+    load.payments.setdefault(start.order_id, set()).add(payment_id)

@@ -1,0 +1,108 @@
+"""What reached Kafka: every record of every topic, checked against the committed outbox rows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts import DEAD_LETTER_TOPIC, MessageHeaders
+from contracts.topics import all_topics
+from services.platform.consumer import Delivery, dead_letter
+from services.runtime import SERVICES
+from tests.chaos.invariants import rows
+
+
+@dataclass
+class WireReport:
+    """Records read, how many were re-sent copies, and those no committed row accounts for."""
+
+    records: int = 0
+    redundant: int = 0
+    unaccounted: list[str] = field(default_factory=list)
+
+
+async def read_all(bootstrap: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """(topic, headers, value) of every record on every topic, from the beginning (no group)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(t, p)
+            for t in all_topics()
+            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        out: list[tuple[str, dict[str, str], bytes]] = []
+        while await _behind(consumer, ends):
+            for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
+                out += [
+                    (tp.topic, {k: v.decode() for k, v in r.headers}, r.value or b"")
+                    for r in batch
+                    if r.offset < ends[tp]
+                ]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return True
+    return False
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def committed_rows(db: AsyncEngine) -> dict[uuid.UUID, bytes]:
+    """message id -> payload of every outbox row of every schema (committed, by definition)."""
+    found: dict[uuid.UUID, bytes] = {}
+    for schema in SERVICES:
+        for r in await rows(db, f"SELECT message_id, payload FROM {schema}.outbox"):
+            found[r["message_id"]] = bytes(r["payload"])
+    return found
+
+
+def record_id(topic: str, headers: dict[str, str], value: bytes) -> uuid.UUID | None:
+    """The outbox id a record was published under (a dead letter's derives from its position)."""
+    if topic != DEAD_LETTER_TOPIC:
+        raw = headers.get(MessageHeaders.MESSAGE_ID)
+        return uuid.UUID(raw) if raw else None
+    origin = Delivery(
+        value=value,
+        topic=headers[MessageHeaders.ORIGINAL_TOPIC],
+        partition=int(headers[MessageHeaders.ORIGINAL_PARTITION]),
+        offset=int(headers[MessageHeaders.ORIGINAL_OFFSET]),
+        key=None,
+        headers={},
+    )
+    return dead_letter(origin, "", 0, headers[MessageHeaders.REJECTED_BY]).message_id
+
+
+async def check_wire(
+    bootstrap: str, db: AsyncEngine, published_by_test: set[uuid.UUID]
+) -> WireReport:
+    """Every record is the test's own or a committed outbox row, byte for byte."""
+    committed = await committed_rows(db)
+    report, seen = WireReport(), set()
+    for topic, headers, value in await read_all(bootstrap):
+        report.records += 1
+        message_id = record_id(topic, headers, value)
+        if message_id in seen:
+            report.redundant += 1
+        seen.add(message_id)
+        if message_id in published_by_test:
+            continue
+        if message_id is None or committed.get(message_id) != value:
+            report.unaccounted.append(f"{topic} {message_id}: no committed outbox row like it")
+    return report
