@@ -12,6 +12,7 @@ import typer
 from services.cli_admin import DEFAULT_DATA_DIR, saga_app, stock_app
 from services.cli_catalog import catalog_cli
 from services.platform.settings import Settings
+from services.platform.telemetry.logs import configure_logging
 
 cli = typer.Typer(
     name="checkout-saga",
@@ -26,9 +27,8 @@ cli.add_typer(catalog_cli, name="catalog")
 
 def _settings() -> Settings:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    # CHECKOUT_LOG_FORMAT=json: JSON lines with order, message and causation ids, e-mails masked.
+    configure_logging(settings.log_level, settings.log_format)
     # `transitions` logs every callback of every saga step at INFO: per-message noise.
     logging.getLogger("transitions").setLevel(logging.WARNING)
     return settings
@@ -141,6 +141,23 @@ def cart_api() -> None:
     from services.cart.http.app import serve_http
 
     asyncio.run(serve_http(_settings()))
+
+
+@cli.command("admin")
+def admin_api(
+    port: Annotated[
+        int | None, typer.Option(help="Port (default CHECKOUT_ADMIN__HTTP_PORT, 8081).")
+    ] = None,
+) -> None:
+    """Serve the admin API alone: sagas, orders, stock, dead letters, health, /metrics, docs.
+
+    Against CHECKOUT_DATABASE_URL / CHECKOUT_KAFKA__BOOTSTRAP_SERVERS, else the running
+    `checkout-saga dev` of this directory (which serves one itself, on 8081).
+    """
+    from services.admin.serve import serve_admin, standalone_settings
+
+    settings = standalone_settings(_settings(), port)
+    asyncio.run(serve_admin(settings, announce=True))
 
 
 @cli.command()

@@ -209,11 +209,13 @@ async def _serve(
             }
             write_dev_state(infra.options.data_dir, state)
             http = _serve_cart_api(settings, names, stop)
+            admin = _serve_admin_api(settings, runtime, stop)
             _announce(settings, infra, names, seeded)
             typer.echo(READY_LINE)
             await stop.wait()
             if http is not None:
                 await http
+            await admin
         typer.echo("stopping services")
     finally:
         await runtime.stop()
@@ -230,6 +232,16 @@ def _serve_cart_api(
     cart = settings.cart
     typer.echo(f"cart API:  http://{cart.http_host}:{cart.http_port}/api/v1 (docs at /docs)")
     return asyncio.create_task(serve_http(settings, stop), name="cart-http")
+
+
+def _serve_admin_api(
+    settings: Settings, runtime: Runtime, stop: asyncio.Event
+) -> asyncio.Task[None]:
+    """The operator's API (sagas, stock, dead letters, health, /metrics) on the runtime's metrics."""
+    from services.admin.serve import admin_url, serve_admin
+
+    typer.echo(f"admin API: {admin_url(settings)}/admin/v1 (docs at /docs, metrics at /metrics)")
+    return asyncio.create_task(serve_admin(settings, runtime, stop), name="admin-http")
 
 
 async def _start_unless_stopped(runtime: Runtime, stop: asyncio.Event) -> bool:

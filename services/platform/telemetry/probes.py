@@ -81,13 +81,22 @@ class ConsumerLagProbe:
         if self._admin is None or self._offsets is None:
             await self.close()
             options = _client_options(self.kafka)
-            admin = AIOKafkaAdminClient(client_id=f"{self.kafka.client_id}-lag", **options)
-            offsets = AIOKafkaConsumer(
-                client_id=f"{self.kafka.client_id}-lag", enable_auto_commit=False, **options
-            )
-            await admin.start()
-            await offsets.start()
-            self._admin, self._offsets = admin, offsets
+            name = f"{self.kafka.client_id}-lag"
+            admin = AIOKafkaAdminClient(client_id=name, **options)
+            try:
+                await admin.start()
+            except BaseException:
+                await admin.close()
+                raise
+            self._admin = admin
+            # Created only now: a consumer that was never started cannot be closed cleanly.
+            offsets = AIOKafkaConsumer(client_id=name, enable_auto_commit=False, **options)
+            try:
+                await offsets.start()
+            except BaseException:
+                await offsets.stop()
+                raise
+            self._offsets = offsets
         return self._admin, self._offsets
 
     async def _topic_partitions(
