@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -12,10 +14,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from contracts import CheckoutStarted, LineItem
 from contracts.topics import topic_for
 from services.admin.app import create_admin_app
+from services.cli_admin import saga_app
 from services.platform.db import create_engine
 from services.platform.settings import AdminSettings, KafkaSettings, Settings
 from tests.support.payer import ScriptedPayer, eventually, publish
@@ -223,3 +227,17 @@ def test_settings_read_the_admin_token_from_the_environment(
     assert settings.admin.token is not None
     assert settings.admin.token.get_secret_value() == TOKEN
     assert settings.admin.http_port == 9181
+
+
+async def test_saga_list_shows_live_sagas(
+    stack: Stack, payer: ScriptedPayer, producer: AIOKafkaProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a second terminal's `checkout-saga saga list` shows while the stack runs."""
+    start = await _confirmed_checkout(stack, producer)
+    monkeypatch.setenv("CHECKOUT_DATABASE_URL", stack.settings.database_url.get_secret_value())
+    result = await asyncio.to_thread(
+        CliRunner().invoke, saga_app, ["list", "--state", "Confirmed", "--limit", "10000", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    listed = {saga["id"]: saga["state"] for saga in json.loads(result.output)}
+    assert listed[str(start.order_id)] == "Confirmed"
