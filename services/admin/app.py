@@ -46,15 +46,7 @@ def create_admin_app(
     telemetry's, else a fresh Telemetry's; the database gauges are added to them here.
     """
     shared = runtime.telemetry if runtime is not None else telemetry or Telemetry()
-    specs = build_specs(settings, SERVICES)
-    schemas = [spec.mailbox.schema for spec in specs]
-    shared.add_probe("sagas", SagaStateProbe(engine))
-    shared.add_probe("outbox", OutboxProbe(engine, schemas))
-    if runtime is None:
-        # Alone, it reports every service's consumer lag (a runtime reports its own).
-        shared.add_probe(
-            "consumer_lag:all", ConsumerLagProbe(settings.kafka, consumer_groups(specs))
-        )
+    schemas = _watch(shared, settings, engine, alone=runtime is None)
     app = FastAPI(
         title="checkout-saga admin API",
         version="1.0.0",
@@ -68,6 +60,20 @@ def create_admin_app(
     app.include_router(ops.router)
     _require_token(app, settings.admin.token)
     return app
+
+
+def _watch(
+    telemetry: Telemetry, settings: Settings, engine: AsyncEngine, *, alone: bool
+) -> list[str]:
+    """Add the database gauges (and, alone, every group's lag); returns the service schemas."""
+    specs = build_specs(settings, SERVICES)
+    schemas = [spec.mailbox.schema for spec in specs]
+    telemetry.add_probe("sagas", SagaStateProbe(engine))
+    telemetry.add_probe("outbox", OutboxProbe(engine, schemas))
+    if alone:  # a runtime reports its own groups' lag
+        lag = ConsumerLagProbe(settings.kafka, consumer_groups(specs))
+        telemetry.add_probe("consumer_lag:all", lag)
+    return schemas
 
 
 def _require_token(app: FastAPI, token: SecretStr | None) -> None:

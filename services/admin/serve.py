@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Mapping
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.admin.app import create_admin_app
@@ -58,16 +59,7 @@ async def serve_admin(
     """
     engine = runtime.engine if runtime is not None else create_engine(settings, pool_size=2)
     app = create_admin_app(settings, engine, runtime)
-    config = uvicorn.Config(
-        app,
-        host=settings.admin.http_host,
-        port=settings.admin.http_port,
-        log_level="warning",
-        log_config=None,  # through the process's logging (JSON when CHECKOUT_LOG_FORMAT=json)
-        access_log=False,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config) if stop is None else _QuietSignals(config)
+    server = _server(app, settings, owned=stop is not None)
     watcher = asyncio.create_task(_exit_on(stop, server)) if stop is not None else None
     if announce:
         print(f"admin API: {admin_url(settings)}/admin/v1 (docs at /docs)", file=sys.stderr)
@@ -86,6 +78,19 @@ async def serve_admin(
         if runtime is None:  # else both belong to the runtime
             await app.state.admin.telemetry.close()
             await engine.dispose()
+
+
+def _server(app: FastAPI, settings: Settings, *, owned: bool) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        host=settings.admin.http_host,
+        port=settings.admin.http_port,
+        log_level="warning",
+        log_config=None,  # through the process's logging (JSON when CHECKOUT_LOG_FORMAT=json)
+        access_log=False,
+        lifespan="off",
+    )
+    return _QuietSignals(config) if owned else uvicorn.Server(config)
 
 
 class _QuietSignals(uvicorn.Server):

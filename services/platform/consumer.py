@@ -129,15 +129,6 @@ class Consumer:
         headers = delivery.headers
         order_id = headers.get(MessageHeaders.CORRELATION_ID) or delivery.key
         message_id = headers.get(MessageHeaders.MESSAGE_ID)
-        attributes: dict[str, str | int] = {
-            "messaging.system": "kafka",
-            "messaging.destination.name": delivery.topic,
-            "messaging.kafka.partition": delivery.partition,
-            "messaging.kafka.offset": delivery.offset,
-            "messaging.message.id": message_id or "",
-            "checkout.order_id": order_id or "",
-            "checkout.service": self.service,
-        }
         with ExitStack() as stack:
             stack.enter_context(scope.bound(self.telemetry.metrics))
             stack.enter_context(
@@ -153,7 +144,7 @@ class Consumer:
                 self.telemetry.tracing.consuming(
                     f"{self.service} process {message_type}",
                     parent_context(headers, order_id, message_id),
-                    attributes,
+                    _span_attributes(delivery, self.service, order_id, message_id),
                 )
             )
             stack.enter_context(message_context(**current_ids()))
@@ -229,6 +220,20 @@ class Consumer:
             await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes)
         self._count(Outcome.DEAD_LETTERED, message_type)
         return Outcome.DEAD_LETTERED
+
+
+def _span_attributes(
+    delivery: Delivery, service: str, order_id: str | None, message_id: str | None
+) -> dict[str, str | int]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.destination.name": delivery.topic,
+        "messaging.kafka.partition": delivery.partition,
+        "messaging.kafka.offset": delivery.offset,
+        "messaging.message.id": message_id or "",
+        "checkout.order_id": order_id or "",
+        "checkout.service": service,
+    }
 
 
 def traced(messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:

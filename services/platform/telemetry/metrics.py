@@ -25,7 +25,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self._consumer_metrics()
-        self._saga_metrics()
+        self._saga_counters()
+        self._saga_histograms()
         self._database_metrics()
 
     def _consumer_metrics(self) -> None:
@@ -51,7 +52,7 @@ class Metrics:
             registry=r,
         )
 
-    def _saga_metrics(self) -> None:
+    def _saga_counters(self) -> None:
         r = self.registry
         self.transitions = Counter(
             "checkout_saga_transitions",
@@ -71,6 +72,9 @@ class Metrics:
             ["transition"],
             registry=r,
         )
+
+    def _saga_histograms(self) -> None:
+        r = self.registry
         self.time_in_state = Histogram(
             "checkout_saga_time_in_state_seconds",
             "Time a saga spent in a state before leaving it (since its previous write).",
