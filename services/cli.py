@@ -11,6 +11,7 @@ import typer
 
 from services.cli_admin import DEFAULT_DATA_DIR, saga_app, stock_app
 from services.cli_catalog import catalog_cli
+from services.cli_dlq import dlq_app
 from services.platform.settings import Settings
 from services.platform.telemetry.logs import configure_logging
 
@@ -23,6 +24,7 @@ cli = typer.Typer(
 cli.add_typer(stock_app, name="stock")
 cli.add_typer(saga_app, name="saga")
 cli.add_typer(catalog_cli, name="catalog")
+cli.add_typer(dlq_app, name="dlq")
 
 
 def _settings() -> Settings:
