@@ -223,7 +223,7 @@ async def _serve(
 
 def _serve_cart_api(
     settings: Settings, names: Sequence[str], stop: asyncio.Event
-) -> asyncio.Task[None] | None:
+) -> asyncio.Task[bool] | None:
     """The shoppers' HTTP API next to the cart service, stopped with everything else."""
     if "cart" not in names:
         return None
@@ -236,7 +236,7 @@ def _serve_cart_api(
 
 def _serve_admin_api(
     settings: Settings, runtime: Runtime, stop: asyncio.Event
-) -> asyncio.Task[None]:
+) -> asyncio.Task[bool]:
     """The operator's API (sagas, stock, dead letters, health, /metrics) on the runtime's metrics."""
     from services.admin.serve import admin_url, serve_admin
 

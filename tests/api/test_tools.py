@@ -73,3 +73,16 @@ async def test_serve_http_answers_until_stopped(handler_settings: Settings) -> N
 
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_serve_http_next_to_services_reports_a_taken_port_instead_of_exiting(
+    handler_settings: Settings,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = handler_settings.model_copy(update={"cart": CartApiSettings(http_port=port)})
+        # uvicorn raises SystemExit on a port it cannot bind: inside `dev` that ended every service.
+        served = await asyncio.wait_for(serve_http(settings, asyncio.Event()), timeout=10)
+    assert served is False

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cart.http import problems, routes_cart, routes_checkout
 from services.cart.http.deps import ApiContext
 from services.platform.db import create_engine
+from services.platform.http_server import Listen, serve_asgi
 from services.platform.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -71,43 +69,16 @@ def create_http_app(settings: Settings, engine: AsyncEngine) -> CartApi:
     return app
 
 
-async def serve_http(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve_http(settings: Settings, stop: asyncio.Event | None = None) -> bool:
     """Serve the cart API on settings.cart.http_host:http_port until stopped (or Ctrl-C).
 
     Creates and disposes its own engine. Run it with `asyncio.run(serve_http(settings))`, or
-    as a task next to a runtime, setting `stop` to shut it down gracefully.
+    as a task next to a runtime, setting `stop` to shut it down; False if it could not listen.
     """
     engine = create_engine(settings)
-    app = create_http_app(settings, engine)
-    config = uvicorn.Config(
-        app,
-        host=settings.cart.http_host,
-        port=settings.cart.http_port,
-        log_level=settings.log_level.lower(),
-        lifespan="off",
-    )
-    # Whoever passes `stop` owns the process's signals; uvicorn must not take them over.
-    server = uvicorn.Server(config) if stop is None else _OwnedServer(config)
-    watcher = asyncio.create_task(_stop_when(stop, server)) if stop is not None else None
+    cart = settings.cart
+    listen = Listen("cart API", cart.http_host, cart.http_port, access_log=True)
     try:
-        await server.serve()
+        return await serve_asgi(create_http_app(settings, engine), listen, stop)
     finally:
-        if watcher is not None:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
         await engine.dispose()
-
-
-class _OwnedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to its owner, who stops it by an event."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Install no signal handlers."""
-        yield
-
-
-async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
-    await stop.wait()
-    server.should_exit = True
