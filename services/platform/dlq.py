@@ -7,6 +7,7 @@ Kafka access. Imports no service and not the saga.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from services.platform.broker import producer_kwargs, security_kwargs
 from services.platform.consumer import Delivery, dead_letter
 from services.platform.settings import KafkaSettings
 
+log = logging.getLogger("checkout_saga.dlq")
+
 DLQ_HEADER_PREFIX = "dlq_"
+_MAX_IDLE_POLLS = 10
 NO_KEY = "unknown"
 """The key a dead letter gets when its original had none; replayed without a key."""
 
@@ -143,9 +147,16 @@ async def _read_topic(consumer: AIOKafkaConsumer) -> list[DeadLetter]:
     await consumer.seek_to_beginning(*parts)
     ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
     letters: list[DeadLetter] = []
-    while await _behind(consumer, ends):
-        for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
+    idle_polls = 0
+    # A position that never reaches the end offset (a gap the broker will not serve) must not
+    # hang the CLI: give up after a few empty polls in a row and return what was read.
+    while idle_polls < _MAX_IDLE_POLLS and await _behind(consumer, ends):
+        batches = await consumer.getmany(timeout_ms=500)
+        idle_polls = 0 if batches else idle_polls + 1
+        for tp, batch in batches.items():
             letters += [_letter(r) for r in batch if r.offset < ends[tp]]
+    if idle_polls >= _MAX_IDLE_POLLS:
+        log.warning("dead-letter read stopped short of the end offsets %s", ends)
     return letters
 
 

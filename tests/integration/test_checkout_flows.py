@@ -259,8 +259,14 @@ async def test_fifty_checkouts_competing_for_ten_units_sell_exactly_ten(
     )
     assert {r["state"]: r["n"] for r in states} == {"Confirmed": 10, "Failed": 40}
     await _settled(stack, sku, available=0, reserved=0, deducted=10)
-    confirmed = await stack.rows(
-        "SELECT count(*) AS n FROM orders.orders WHERE order_id = ANY(:ids) AND status = 'confirmed'",
-        ids=ids,
-    )
-    assert confirmed == [{"n": 10}]
+
+    # The saga is final before ConfirmOrder reaches the orders service: wait for its effect.
+    async def confirmed_orders() -> bool:
+        rows = await stack.rows(
+            "SELECT count(*) AS n FROM orders.orders"
+            " WHERE order_id = ANY(:ids) AND status = 'confirmed'",
+            ids=ids,
+        )
+        return rows == [{"n": 10}]
+
+    await eventually(confirmed_orders, timeout=TIMEOUT)

@@ -26,12 +26,14 @@ pytestmark = pytest.mark.integration
 TIMEOUT = 60.0
 
 
-async def _letters(kafka: KafkaSettings, where: DeadLetterFilter, count: int) -> list[DeadLetter]:
+async def _letters(
+    kafka: KafkaSettings, where: DeadLetterFilter, count: int, *, timeout: float = TIMEOUT
+) -> list[DeadLetter]:
     async def probe() -> list[DeadLetter]:
         found = await read_dead_letters(kafka, where)
         return found if len(found) >= count else []
 
-    result = await eventually(probe, timeout=TIMEOUT, interval=0.3)
+    result = await eventually(probe, timeout=timeout, interval=0.3)
     assert isinstance(result, list)
     return result
 
@@ -112,7 +114,7 @@ async def test_a_replayed_invalid_message_is_dead_lettered_again_under_a_new_off
     output = await asyncio.to_thread(_cli, kafka, "replay", str(message_id), "--service", "saga")
     assert "replayed 1" in output
 
-    letters = await _letters(kafka, saga_only, 2)
+    letters = await _letters(kafka, saga_only, 2, timeout=TIMEOUT * 2)
     offsets = {letter.summary()["original_offset"] for letter in letters}
     assert len(offsets) == 2  # a new delivery, a new position, a new letter
     assert all(letter.value == first.value for letter in letters)
