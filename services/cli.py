@@ -40,9 +40,11 @@ def _settings() -> Settings:
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the database migrations (CHECKOUT_DATABASE_URL) up to a revision."""
     from services.platform import migrate as migrations
+    from services.platform.db import connect_args
 
     settings = _settings()
-    migrations.upgrade(settings.database_url.get_secret_value(), revision)
+    tls = connect_args(settings.database_tls)
+    migrations.upgrade(settings.database_url.get_secret_value(), revision, connect_args=tls)
     typer.echo(f"database migrated to {revision}")
 
 

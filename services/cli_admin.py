@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 from saga import repository as saga_repo
 from saga.instance import SagaState
 from services.inventory import repository as inventory_repo
+from services.platform.db import connect_args
 from services.platform.settings import Settings
 
 DATABASE_ENV = "CHECKOUT_DATABASE_URL"
@@ -76,12 +77,14 @@ def remove_dev_state(data_dir: Path) -> None:
     (data_dir / STATE_FILE_NAME).unlink(missing_ok=True)
 
 
-def _run(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+def run_on_database(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` in one transaction of a short-lived engine; a clear exit 2 if unreachable."""
     url = database_url()
 
     async def main() -> T:
         # One short command: no pool to keep, so nothing outlives the call.
-        engine = create_async_engine(url, poolclass=NullPool)
+        tls = connect_args(Settings().database_tls)
+        engine = create_async_engine(url, poolclass=NullPool, connect_args=tls)
         try:
             async with engine.begin() as conn:
                 return await work(conn)
@@ -118,7 +121,7 @@ def stock_set(
         await inventory_repo.set_stock(conn, sku, available)
         return await inventory_repo.stock(conn, [sku])
 
-    _echo_stock(_run(work))
+    _echo_stock(run_on_database(work))
 
 
 @stock_app.command("show")
@@ -132,7 +135,7 @@ def stock_show(
     async def work(conn: AsyncConnection) -> list[dict[str, Any]]:
         return await inventory_repo.stock(conn, skus or None)
 
-    rows = _run(work)
+    rows = run_on_database(work)
     missing = sorted(set(skus or ()) - {str(r["sku"]) for r in rows})
     _echo_stock(rows)
     if missing:
@@ -155,7 +158,7 @@ def saga_show(
     async def work(conn: AsyncConnection) -> saga_repo.StoredSaga | None:
         return await saga_repo.load(conn, order_id)
 
-    saga = _run(work)
+    saga = run_on_database(work)
     if saga is None:
         typer.echo(f"no saga {order_id}", err=True)
         raise typer.Exit(1)
@@ -177,7 +180,7 @@ def saga_list(
     async def work(conn: AsyncConnection) -> list[saga_repo.StoredSaga]:
         return await saga_repo.list_sagas(conn, state, limit)
 
-    sagas = _run(work)
+    sagas = run_on_database(work)
     if as_json:
         typer.echo(json.dumps([_summary(saga) for saga in sagas], indent=2))
         return

@@ -6,20 +6,17 @@ Stock lives elsewhere (`checkout-saga stock set`): a product shoppers can order 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, TypeVar
 
 import typer
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.types import Currency, Money, Sku
 from services.cart import catalog
 from services.cart.domain import MAX_ITEM_QUANTITY, Offer
-from services.cli_admin import database_url
+from services.cli_admin import run_on_database
 
 T = TypeVar("T")
 
@@ -27,19 +24,6 @@ catalog_cli = typer.Typer(
     help="Set and list product offers: price, currency, active, units per cart.",
     no_args_is_help=True,
 )
-
-
-def _run(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-    async def main() -> T:
-        # One short command: no pool to keep, so nothing outlives the call.
-        engine = create_async_engine(database_url(), poolclass=NullPool)
-        try:
-            async with engine.begin() as conn:
-                return await work(conn)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
 
 
 def _valid(kind: TypeAdapter[T], value: str, option: str) -> T:
@@ -79,10 +63,10 @@ def catalog_set(
             conn, sku, unit_price, code, active=not inactive, max_qty=max_qty
         )
 
-    _echo([_run(work)])
+    _echo([run_on_database(work)])
 
 
 @catalog_cli.command("list")
 def catalog_list() -> None:
     """Every offer, by SKU."""
-    _echo(_run(catalog.list_offers))
+    _echo(run_on_database(catalog.list_offers))

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.topics import all_topics
 from services.platform.broker import producer_kwargs
-from services.platform.db import create_engine
+from services.platform.db import connect_args, create_engine
 from services.platform.relay import Relay
 from services.platform.settings import Settings
 from services.platform.topics import ensure_topics
@@ -74,7 +74,8 @@ async def _relay_until(settings: Settings, stop: asyncio.Event) -> None:
         await ensure_topics(settings.kafka, all_topics())
         await producer.start()
         log.info("relay-only process publishing the outboxes of %s", ", ".join(schemas))
-        await Relay(engine, producer, schemas, settings.relay).run(stop)
+        tls = connect_args(settings.database_tls)
+        await Relay(engine, producer, schemas, settings.relay, connect_args=tls).run(stop)
     finally:
         await producer.stop()
         await engine.dispose()

@@ -30,6 +30,17 @@ DESCRIPTIONS: dict[str, str] = {
     "in its own schema of this one database.",
     "CHECKOUT_DATABASE_POOL_SIZE": "Connections each process keeps open; as many again may be "
     "opened briefly under load.",
+    # PostgreSQL TLS
+    "CHECKOUT_DATABASE_TLS__MODE": "libpq's sslmode: `disable`, `allow`, `prefer`, `require` "
+    "(encrypted, server unchecked unless a CA file is given), `verify-ca` (its certificate is "
+    "checked), `verify-full` (certificate and host name). Unset, the URL's `?ssl=` decides. "
+    "Applies to every connection: services, migrations, the relay's LISTEN, the CLI.",
+    "CHECKOUT_DATABASE_TLS__CA_FILE": "PEM file of the CA that signed the server's certificate "
+    "(default: the system's trusted CAs). Needs mode `require` or stricter.",
+    "CHECKOUT_DATABASE_TLS__CERT_FILE": "PEM client certificate, for servers that authenticate "
+    "clients by certificate (`cert` in pg_hba.conf).",
+    "CHECKOUT_DATABASE_TLS__KEY_FILE": "PEM private key of the client certificate (when it is not "
+    "in the certificate file).",
     "CHECKOUT_LOG_LEVEL": "Python logging level: `DEBUG`, `INFO`, `WARNING`, `ERROR` (any case).",
     "CHECKOUT_LOG_FORMAT": "`text` for people; `json` for log shippers: one JSON object per line, "
     "carrying the handled message's order, message and causation ids.",
@@ -127,6 +138,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 SECTION_TITLES: dict[str, str] = {
     "": "Process",
+    "database_tls": "PostgreSQL TLS",
     "kafka": "Kafka clients",
     "relay": "Outbox relay",
     "consumer": "Consumers",
@@ -272,7 +284,8 @@ _HEADER = """\
      tests/unit/test_config_reference.py fails when this file and the settings disagree. -->
 
 Every process (`checkout-saga run`, `migrate`, `dev`, `demo`, `bench`, `stock`, `saga`) reads its
-settings once, at start, from environment variables (no `.env` file is read).
+settings once, at start, from environment variables and, when `{prefix}SECRETS_DIR` names a
+directory (e.g. `/run/secrets`), from files in it (no `.env` file is read).
 
 - Names are `{prefix}` + the setting, upper case; grouped settings join the group and the setting
   with `{delimiter}`, e.g. `{prefix}KAFKA{delimiter}BOOTSTRAP_SERVERS`. Names are case-insensitive.
@@ -281,6 +294,11 @@ settings once, at start, from environment variables (no `.env` file is read).
 - A value outside its type or bounds stops the process at start with a message naming the
   setting (e.g. `kafka.topic_partitions`). A **misspelled name is ignored silently** (unknown
   `{prefix}*` variables are allowed), so check the spelling against this page.
+- Secret files are how Docker and Kubernetes hand out secrets: one file per setting, named like
+  its variable (any case), holding the value: `checkout_database_url`, `checkout_admin{delimiter}token`,
+  `checkout_kafka{delimiter}sasl_password`. An environment variable wins over a file; a named
+  directory that does not exist stops the process at start. Secrets never appear in logs or
+  in `repr` of the settings.
 - `checkout-saga demo` and `bench` drive an already running stack when both
   `{prefix}DATABASE_URL` and `{prefix}KAFKA{delimiter}BOOTSTRAP_SERVERS` are set, and otherwise
   start embedded servers for the run. `stock` and `saga` talk to `{prefix}DATABASE_URL`, else to a

@@ -25,7 +25,7 @@ from contracts import ALL_MESSAGES, Envelope, Message
 from contracts.topics import all_topics, topic_for
 from services.platform.broker import group_id, make_broker, producer_kwargs, subscribe
 from services.platform.consumer import Consumer, Delivery, Handler
-from services.platform.db import create_engine
+from services.platform.db import connect_args, create_engine
 from services.platform.relay import Relay
 from services.platform.service import ServiceSpec
 from services.platform.settings import KafkaSettings, Settings
@@ -148,6 +148,7 @@ class Runtime:
                 self._producer,
                 [s.mailbox.schema for s in self.specs],
                 self.settings.relay,
+                connect_args=connect_args(self.settings.database_tls),
             )
             self._spawn(self.relay.run(self._stop), "relay")
         for spec in self.specs:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from importlib import resources
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 
 
-def alembic_config(database_url: str) -> Config:
-    """An Alembic config for the packaged migrations, bound to one database URL."""
+def alembic_config(database_url: str, connect_args: Mapping[str, Any] | None = None) -> Config:
+    """An Alembic config for the packaged migrations, bound to one database (and driver options)."""
     root = resources.files("migrations")
     config = Config(str(root / "alembic.ini"))
     config.set_main_option("script_location", str(root))
     config.set_main_option("version_locations", str(root / "versions"))
     config.attributes["database_url"] = database_url
+    config.attributes["connect_args"] = dict(connect_args or {})
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    """Migrate the database up to a revision (default: the newest)."""
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(
+    database_url: str, revision: str = "head", *, connect_args: Mapping[str, Any] | None = None
+) -> None:
+    """Migrate the database up to a revision (default: the newest); connect_args carry TLS."""
+    command.upgrade(alembic_config(database_url, connect_args), revision)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

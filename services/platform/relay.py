@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -67,6 +67,8 @@ class Relay:
     schemas: Sequence[str]
     settings: RelaySettings
     stats: RelayStats = field(default_factory=RelayStats)
+    # The engine's own driver options (TLS) for the LISTEN connection, which bypasses its pool.
+    connect_args: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         metadata = MetaData()
@@ -206,7 +208,8 @@ class Relay:
         """A dedicated connection on LISTEN; the relay still polls if it cannot listen."""
         url = make_url(self.engine.url).set(drivername="postgresql")
         try:
-            conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+            dsn = url.render_as_string(hide_password=False)
+            conn = await asyncpg.connect(dsn, **self.connect_args)
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         except (OSError, asyncpg.PostgresError):
             log.warning("LISTEN unavailable; relying on polling", exc_info=True)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import os
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR_ENV = "CHECKOUT_SECRETS_DIR"
+"""A directory of secret files (e.g. /run/secrets): one file per setting, named like its variable."""
 
 
 class KafkaSettings(BaseModel):
@@ -34,6 +43,25 @@ class KafkaSettings(BaseModel):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+
+
+class DatabaseTlsSettings(BaseModel):
+    """TLS to PostgreSQL with libpq's sslmode meanings; unset, the URL's `?ssl=` decides."""
+
+    mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    # PEM files: the CA that signed the server's certificate (else the system's), and a client
+    # certificate and key for servers that authenticate clients by certificate.
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _files_need_a_verifying_mode(self) -> Self:
+        if self.mode in (None, "disable", "allow", "prefer") and (self.ca_file or self.cert_file):
+            raise ValueError("certificate files need mode require, verify-ca or verify-full")
+        if self.key_file and not self.cert_file:
+            raise ValueError("key_file needs cert_file")
+        return self
 
 
 class RelaySettings(BaseModel):
@@ -112,6 +140,7 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/checkout")
     database_pool_size: int = Field(default=10, ge=1)
+    database_tls: DatabaseTlsSettings = DatabaseTlsSettings()
     kafka: KafkaSettings = KafkaSettings()
     relay: RelaySettings = RelaySettings()
     consumer: ConsumerSettings = ConsumerSettings()
@@ -125,3 +154,25 @@ class Settings(BaseSettings):
     ] = "INFO"
     # `json`: one JSON object per line carrying the message's order, message and causation ids.
     log_format: Literal["text", "json"] = "text"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then files in $CHECKOUT_SECRETS_DIR.
+
+        Files are how orchestrators hand out secrets (Docker and Kubernetes mount them):
+        `checkout_database_url`, `checkout_admin__token`, `checkout_kafka__sasl_password`.
+        A directory that is named but missing is an error, not a silent fallback to defaults.
+        """
+        files = NestedSecretsSettingsSource(
+            file_secret_settings,
+            secrets_dir=os.environ.get(SECRETS_DIR_ENV),
+            secrets_dir_missing="error",
+        )
+        return init_settings, env_settings, files

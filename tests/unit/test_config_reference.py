@@ -92,6 +92,15 @@ def _field(variable: EnvVar) -> Any:
     return model.model_fields[variable.path[-1]]
 
 
+_VERIFY = {"CHECKOUT_DATABASE_TLS__MODE": "verify-full"}
+COMPANIONS: dict[str, dict[str, str]] = {
+    "CHECKOUT_DATABASE_TLS__CA_FILE": _VERIFY,
+    "CHECKOUT_DATABASE_TLS__CERT_FILE": _VERIFY,
+    "CHECKOUT_DATABASE_TLS__KEY_FILE": {**_VERIFY, "CHECKOUT_DATABASE_TLS__CERT_FILE": "c.pem"},
+}
+"""Variables that are only valid together with others (certificate files need a TLS mode)."""
+
+
 @pytest.mark.parametrize("variable", environment_variables(), ids=lambda v: v.name)
 def test_each_documented_name_sets_its_setting(
     variable: EnvVar, monkeypatch: pytest.MonkeyPatch
@@ -102,6 +111,8 @@ def test_each_documented_name_sets_its_setting(
     probe = _probe_value(field.annotation, field.default)
     assert probe is not None, f"no probe value for {variable.name}: extend _probe_value"
     text, expected = probe
+    for name, value in COMPANIONS.get(variable.name, {}).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv(variable.name, text)
     assert _read(Settings(), variable) == expected
 
