@@ -25,6 +25,9 @@ from services.platform.settings import RelaySettings
 
 log = logging.getLogger("checkout_saga.relay")
 
+_LISTEN_CHECK_S = 1.0
+"""How often the relay checks its LISTEN connection (a local flag) and, while lost, reconnects."""
+
 
 class Producer(Protocol):
     """The part of aiokafka's producer the relay uses."""
@@ -81,12 +84,15 @@ class Relay:
         # Lanes are drained concurrently, but on a few connections: the consumers of the same
         # process share the pool and must not wait behind a relay pass.
         self._slots = asyncio.Semaphore(4)
+        self._listening: bool | None = None  # None until the first attempt
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until stop is set: on every notification, and every poll interval regardless."""
+        # Listening before the first pass: a row committed after it still wakes the relay.
         listener = await self._listen()
         helpers = [
             asyncio.create_task(self._purge_loop(stop)),
+            asyncio.create_task(self._keep_listening(listener, stop)),
             # Stop must also end the wait for a wake-up, or stopping takes a poll interval.
             asyncio.create_task(self._wake_on(stop)),
         ]
@@ -96,8 +102,6 @@ class Relay:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            if listener is not None:
-                await listener.close()
 
     async def _relay_until(self, stop: asyncio.Event) -> None:
         # The first pass covers every lane: rows may have been committed while no relay ran.
@@ -204,16 +208,38 @@ class Relay:
         self.stats.batches += 1
         return len(rows)
 
+    async def _keep_listening(self, conn: asyncpg.Connection | None, stop: asyncio.Event) -> None:
+        """Reopen the LISTEN connection whenever it is lost (a database restart, a killed backend).
+
+        Without it the relay would fall back to polling for good, silently: every hop slower
+        by up to a poll interval.
+        """
+        try:
+            while not stop.is_set():
+                if conn is None or conn.is_closed():
+                    conn = await self._listen()
+                    if conn is not None:
+                        self._wake.set()  # notifications were missed meanwhile: one full pass
+                await _wait(stop, _LISTEN_CHECK_S)
+        finally:
+            if conn is not None and not conn.is_closed():
+                await conn.close()
+
     async def _listen(self) -> asyncpg.Connection | None:
-        """A dedicated connection on LISTEN; the relay still polls if it cannot listen."""
+        """A dedicated connection on LISTEN; None (the relay polls) while it cannot listen."""
         url = make_url(self.engine.url).set(drivername="postgresql")
         try:
             dsn = url.render_as_string(hide_password=False)
             conn = await asyncpg.connect(dsn, **self.connect_args)
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        except (OSError, asyncpg.PostgresError):
-            log.warning("LISTEN unavailable; relying on polling", exc_info=True)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if self._listening is not False:  # once per outage, not once per attempt
+                log.warning("LISTEN unavailable, polling until it is back: %r", exc)
+            self._listening = False
             return None
+        if self._listening is False:
+            log.info("LISTEN restored")
+        self._listening = True
         return conn
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:

@@ -31,6 +31,7 @@ from services.platform.inbox import inbox_table
 from services.platform.outbox import NOTIFY_CHANNEL, OutboxMessage, outbox_table
 from services.platform.relay import Producer, Relay
 from services.platform.settings import RelaySettings
+from tests.support.payer import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -390,6 +391,37 @@ async def test_a_commit_wakes_a_waiting_relay_long_before_its_poll(
 
     assert max(latencies) < WAKE_BOUND_S
     print(f"\n[relay] wake-up latency s: {', '.join(f'{x:.3f}' for x in latencies)}")
+
+
+async def _listening_pids(engine: AsyncEngine) -> set[int]:
+    async with engine.connect() as conn:
+        query = text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+        return set((await conn.scalars(query)).all())
+
+
+async def test_a_relay_listens_again_after_its_listen_connection_dies(
+    engine: AsyncEngine, clean: Mailbox, topic: str, kafka_bootstrap: str
+) -> None:
+    others = await _listening_pids(engine)  # e.g. the running stack's relay
+    async with (
+        _producer(kafka_bootstrap) as producer,
+        Reader(kafka_bootstrap, topic) as reader,
+        _relay(engine, producer, clean, poll_interval_s=30) as relay,
+        _running(relay),
+    ):
+        [ours] = await eventually(lambda: _new_pids(engine, others), timeout=WAKE_BOUND_S)
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": ours})
+        [again] = await eventually(lambda: _new_pids(engine, others), timeout=WAKE_BOUND_S)
+        assert again != ours
+        # Listening again, a commit wakes the relay long before its 30 s poll.
+        row = [_message(topic, "k-relisten", 0)]
+        await _write(engine, clean, row)
+        await reader.wait_for(_ids(row), timeout_s=WAKE_BOUND_S)
+
+
+async def _new_pids(engine: AsyncEngine, others: set[int]) -> list[int]:
+    return sorted(await _listening_pids(engine) - others)
 
 
 # --- delayed rows --------------------------------------------------------------------------------
