@@ -62,9 +62,20 @@ def run(
     relay: Annotated[
         bool, typer.Option(help="Also run the outbox relay for these services.")
     ] = True,
+    admin_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help=(
+                "Also serve the admin API on this port (CHECKOUT_ADMIN__HTTP_HOST): "
+                "/health/live, /health/ready and this process's /metrics."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Run services (and their outbox relay) here until Ctrl-C; `run relay` runs only a relay."""
-    from services.runtime import SERVICES, create_app
+    from services.runtime import SERVICES, Runtime, app_for
 
     settings = _settings()
     names = list(services or SERVICES)
@@ -73,7 +84,14 @@ def run(
 
         run_relay(settings)
         return
-    app = create_app(settings, [n for n in names if n != "relay"], relay=relay or "relay" in names)
+    with_relay = relay or "relay" in names
+    runtime = Runtime(settings, [n for n in names if n != "relay"], relay=with_relay)
+    app = app_for(runtime)
+    if admin_port is not None:
+        from services.admin.serve import serve_alongside
+
+        admin = settings.admin.model_copy(update={"http_port": admin_port})
+        serve_alongside(app, settings.model_copy(update={"admin": admin}), runtime)
     asyncio.run(app.run())
 
 

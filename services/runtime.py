@@ -265,7 +265,12 @@ def create_app(
     telemetry: Telemetry | None = None,
 ) -> FastStream:
     """A FastStream application running the named services (and the relay) in this process."""
-    runtime = Runtime(settings, services, relay=relay, telemetry=telemetry)
+    return app_for(Runtime(settings, services, relay=relay, telemetry=telemetry))
+
+
+def app_for(runtime: Runtime) -> FastStream:
+    """A FastStream application that runs this runtime (topics first, the relay and loops after)."""
+    settings = runtime.settings
     app = FastStream(runtime.broker, specification=specification(runtime))
     # FastStream starts the broker itself; the runtime starts everything around it.
     app.on_startup(partial(ensure_topics, settings.kafka, all_topics()))

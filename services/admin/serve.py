@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+from faststream import FastStream
 from pydantic import SecretStr
 
 from services.admin.app import create_admin_app
@@ -64,3 +65,25 @@ async def serve_admin(
         if runtime is None:  # else both belong to the runtime
             await app.state.admin.telemetry.close()
             await engine.dispose()
+
+
+def serve_alongside(app: FastStream, settings: Settings, runtime: Runtime) -> None:
+    """Serve the admin API while `app` runs: health probes and this process's own /metrics.
+
+    A process of `checkout-saga run` holds the only registry with its consumers' and relay's
+    counters, so scraping it is the only way to see them. A port that is taken is logged and
+    the services run on.
+    """
+    stop = asyncio.Event()
+    served: list[asyncio.Task[bool]] = []
+
+    async def start() -> None:
+        task = asyncio.create_task(serve_admin(settings, runtime, stop), name="admin-http")
+        served.append(task)
+
+    async def finish() -> None:
+        stop.set()
+        await asyncio.gather(*served)
+
+    app.after_startup(start)
+    app.on_shutdown(finish)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from contracts.topics import all_topics
 from services.platform import migrate
-from services.platform.embedded import EmbeddedKafka, create_topics, run_blocking
+from services.platform.embedded import EmbeddedKafka, create_topics, free_port, run_blocking
 from tests.support import infra
 from tests.support.processes import PROCESSES, Fleet, clean_environ
 
@@ -37,9 +37,18 @@ def e2e_database_url(pg_server_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def saga_admin_port() -> int:
+    """Where the saga process serves its admin API (health and its own /metrics)."""
+    return free_port("127.0.0.1")
+
+
 @pytest.fixture(scope="module")
 def fleet(
-    e2e_bootstrap: str, e2e_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    e2e_bootstrap: str,
+    e2e_database_url: str,
+    saga_admin_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fleet]:
     """Every service in its own process plus a relay process; all gone afterwards."""
     env = {
@@ -53,7 +62,8 @@ def fleet(
         "CHECKOUT_PAYMENTS__DECLINE_ABOVE": "500",
         "CHECKOUT_SAGA__PAYMENT_TIMEOUT_S": "20",
     }
-    fleet = Fleet(env, tmp_path_factory.mktemp("e2e-logs"), PROCESSES)
+    commands = {**PROCESSES, "saga": (*PROCESSES["saga"], f"--admin-port={saga_admin_port}")}
+    fleet = Fleet(env, tmp_path_factory.mktemp("e2e-logs"), commands)
     try:
         fleet.start_all()
         yield fleet

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import text
@@ -169,6 +170,31 @@ async def test_a_checkout_under_the_limit_is_confirmed_and_announced(
     assert event["payload"]["order_id"] == order_id
     assert event["payload"]["total"] == "240.00"
     assert event["headers"]["message_type"] == "order_created"
+
+
+async def test_a_service_process_serves_health_and_its_own_metrics(
+    fleet: Fleet, e2e_db: AsyncEngine, e2e_producer: AIOKafkaProducer, saga_admin_port: int
+) -> None:
+    sku = new_sku()
+    await set_stock(fleet, sku, 5)
+    order_id = await publish(e2e_producer, sku, quantity=1, unit_price="10.00")
+    assert await final_states(e2e_db, [order_id]) == {order_id: "Confirmed"}
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{saga_admin_port}") as admin:
+        assert (await admin.get("/health/ready")).status_code == 200
+        metrics = (await admin.get("/metrics")).text
+    # The saga process's own counters: only its registry has them.
+    applied = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("checkout_messages_total{")
+        and 'service="saga"' in line
+        and 'message_type="CheckoutStarted"' in line
+        and 'outcome="applied"' in line
+    ]
+    assert applied, metrics
+    assert float(applied[0].rsplit(" ", 1)[1]) >= 1
+    assert "checkout_saga_transitions_total{" in metrics
 
 
 async def test_a_checkout_above_the_limit_is_declined_and_compensated(

@@ -116,6 +116,9 @@ def test_the_schema_check_rejects_an_invalid_compose_file(tmp_path: Path) -> Non
     assert "service_finished" in result.stdout + result.stderr
 
 
+ADMIN_PORT = 8081
+
+
 # --- what the schema cannot know ---------------------------------------------------------------
 
 
@@ -128,10 +131,20 @@ def test_every_service_of_the_product_runs_in_its_own_container(
         if s.get("command", [])[:1] == ["run"]
     }
     assert {name: cmd[1:] for name, cmd in runs.items() if name != "relay"} == {
-        name: [name, "--no-relay"] for name in SERVICES
+        name: [name, "--no-relay", f"--admin-port={ADMIN_PORT}"] for name in SERVICES
     }
     assert runs["relay"] == ["run", "relay"]
     assert services["migrate"]["command"] == ["migrate"]
+
+
+def test_each_service_container_is_healthy_only_when_its_process_is_ready(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in SERVICES:
+        probe = " ".join(services[name]["healthcheck"]["test"])
+        # The port the process serves its admin API on, and the endpoint that checks its
+        # database and broker: a container is not healthy merely because it runs.
+        assert f"http://127.0.0.1:{ADMIN_PORT}/health/ready" in probe, name
 
 
 def test_app_services_share_one_image_built_from_the_dockerfile(
