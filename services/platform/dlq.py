@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from contracts import DEAD_LETTER_TOPIC, MessageHeaders
 from services.platform.broker import producer_kwargs, security_kwargs
@@ -141,23 +141,37 @@ async def _read_topic(consumer: AIOKafkaConsumer) -> list[DeadLetter]:
         await consumer._client.force_metadata_update()  # no public metadata refresh
         partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC) or set()
     parts = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in sorted(partitions)]
+    return [_letter(record) for record in await read_from_beginning(consumer, parts)]
+
+
+async def read_from_beginning(
+    consumer: AIOKafkaConsumer, parts: Sequence[TopicPartition]
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of these partitions now, oldest first per partition (a group-less consumer).
+
+    Reaching the end offsets is not the end: Tansu reports a partition's end as the last
+    batch's base offset + 1, so this reads on until a poll at or past them comes back empty.
+    A position that never reaches them (a gap the broker will not serve) must not hang it either.
+    """
     if not parts:
         return []
-    consumer.assign(parts)
+    consumer.assign(list(parts))
     await consumer.seek_to_beginning(*parts)
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
-    letters: list[DeadLetter] = []
+    ends: dict[TopicPartition, int] = await consumer.end_offsets(list(parts))
+    records: list[ConsumerRecord[bytes, bytes]] = []
     idle_polls = 0
-    # A position that never reaches the end offset (a gap the broker will not serve) must not
-    # hang the CLI: give up after a few empty polls in a row and return what was read.
-    while idle_polls < _MAX_IDLE_POLLS and await _behind(consumer, ends):
+    while idle_polls < _MAX_IDLE_POLLS:
         batches = await consumer.getmany(timeout_ms=500)
-        idle_polls = 0 if batches else idle_polls + 1
-        for tp, batch in batches.items():
-            letters += [_letter(r) for r in batch if r.offset < ends[tp]]
-    if idle_polls >= _MAX_IDLE_POLLS:
-        log.warning("dead-letter read stopped short of the end offsets %s", ends)
-    return letters
+        for batch in batches.values():
+            records += batch
+        if batches:
+            idle_polls = 0
+        elif not await _behind(consumer, ends):
+            return records
+        else:
+            idle_polls += 1
+    log.warning("read stopped short of the end offsets %s", ends)
+    return records
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
@@ -167,7 +181,7 @@ async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
     return False
 
 
-def _letter(record: Any) -> DeadLetter:
+def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
     return DeadLetter(
         partition=record.partition,
         offset=record.offset,

@@ -12,7 +12,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
-from contracts import CheckoutStarted, LineItem, PaymentCompleted
+from contracts import (
+    DEAD_LETTER_TOPIC,
+    CheckoutStarted,
+    LineItem,
+    MessageHeaders,
+    PaymentCompleted,
+)
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
 from services.cli_dlq import dlq_app
@@ -148,3 +154,33 @@ def test_replay_needs_an_id_or_all() -> None:
     result = CliRunner().invoke(dlq_app, ["replay"])
     assert result.exit_code != 0
     assert "MESSAGE_ID or --all" in result.output
+
+
+async def test_every_letter_of_a_batched_write_is_listed(
+    stack: Stack, producer: AIOKafkaProducer
+) -> None:
+    # The relay sends rows without waiting for each ack, so letters reach the topic in
+    # multi-record batches; Tansu then under-reports the end offset, and a reader that trusts
+    # it misses the tail.
+    marker = f"batched-{uuid.uuid4().hex}"
+    sends = [
+        await producer.send(
+            DEAD_LETTER_TOPIC,
+            b"{}",
+            key=b"k",
+            headers=[
+                (MessageHeaders.ERROR, marker.encode()),
+                (MessageHeaders.ORIGINAL_TOPIC, b"checkout.checkout_started"),
+                (MessageHeaders.ORIGINAL_PARTITION, b"0"),
+                (MessageHeaders.ORIGINAL_OFFSET, str(n).encode()),
+                (MessageHeaders.REJECTED_BY, b"saga"),
+            ],
+        )
+        for n in range(BATCH)
+    ]
+    await asyncio.gather(*sends)
+    letters = await read_dead_letters(stack.settings.kafka, DeadLetterFilter(error=marker))
+    assert len(letters) == BATCH
+
+
+BATCH = 40
