@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlalchemy import text
@@ -22,6 +24,18 @@ async def rows(db: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]
     """Dict rows of a read-only query."""
     async with db.connect() as conn:
         return [dict(r._mapping) for r in await conn.execute(text(sql), params)]
+
+
+async def until(
+    probe: Callable[[], Awaitable[list[str]]], timeout_s: float, interval_s: float = 0.5
+) -> list[str]:
+    """Re-run an invariant probe until it reports nothing or time is up; its last report."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        problems = await probe()
+        if not problems or time.monotonic() > deadline:
+            return problems
+        await asyncio.sleep(interval_s)
 
 
 async def saga_states(db: AsyncEngine, load: ChaosLoad) -> dict[uuid.UUID, dict[str, Any]]:

@@ -13,13 +13,12 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.chaos.invariants import saga_states, violations
+from tests.chaos.invariants import saga_states, until, violations
 from tests.chaos.load import ChaosLoad, drive, pay_late, plan, prepare
 from tests.chaos.monkey import ChaosMonkey
 from tests.chaos.wire import check_wire
@@ -40,18 +39,6 @@ CHECKOUTS = int(os.environ.get("CHECKOUT_CHAOS_CHECKOUTS", "200"))
 PACE_S = 0.1
 LATE_PAYMENTS = 12
 SETTLE_TIMEOUT_S = 90.0
-
-
-async def _until(
-    probe: Callable[[], Awaitable[list[str]]], timeout_s: float, interval_s: float = 0.5
-) -> list[str]:
-    """Re-run an invariant probe until it reports nothing or time is up; its last report."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        problems = await probe()
-        if not problems or time.monotonic() > deadline:
-            return problems
-        await asyncio.sleep(interval_s)
 
 
 async def _failed_orders(db: AsyncEngine, load: ChaosLoad) -> list[uuid.UUID]:
@@ -81,7 +68,7 @@ async def _chaos_phase(
             final = sum(1 for r in states.values() if r["state"] in ("Confirmed", "Failed"))
             return [] if final == len(load.checkouts) else [f"{final} final"]
 
-        await _until(unfinished, SETTLE_TIMEOUT_S)
+        await until(unfinished, SETTLE_TIMEOUT_S)
         await pay_late(producer, load, await _failed_orders(db, load), LATE_PAYMENTS)
         await asyncio.sleep(2.0)
     finally:
@@ -107,7 +94,7 @@ async def test_no_checkout_is_lost_or_doubled_under_chaos(
     _restart_payments(chaos_fleet, seed)
     monkey = await _chaos_phase(chaos_fleet, chaos_db, chaos_producer, load)
 
-    problems = await _until(lambda: violations(chaos_db, load), SETTLE_TIMEOUT_S)
+    problems = await until(lambda: violations(chaos_db, load), SETTLE_TIMEOUT_S)
     assert not problems, f"{replay}: {monkey.summary()}\n" + "\n".join(problems[:40])
     await asyncio.sleep(2.0)  # quiescent: nothing more may change once the invariants hold
     problems = await violations(chaos_db, load)
@@ -115,6 +102,7 @@ async def test_no_checkout_is_lost_or_doubled_under_chaos(
     chaos_published |= load.published
     wire = await check_wire(chaos_bootstrap, chaos_db, chaos_published)
     assert not wire.unaccounted, f"{replay}:\n" + "\n".join(wire.unaccounted[:40])
+    assert not wire.missing, f"{replay}:\n" + "\n".join(wire.missing[:40])
 
     states = await saga_states(chaos_db, load)
     confirmed = sum(1 for r in states.values() if r["state"] == "Confirmed")

@@ -11,17 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import DEAD_LETTER_TOPIC, MessageHeaders
 from contracts.topics import all_topics
 from services.platform.consumer import Delivery, dead_letter
+from services.platform.dlq import read_from_beginning
 from services.runtime import SERVICES
 from tests.chaos.invariants import rows
 
 
 @dataclass
 class WireReport:
-    """Records read, how many were re-sent copies, and those no committed row accounts for."""
+    """Records read, re-sent copies, records no committed row accounts for, sent rows not read."""
 
     records: int = 0
     redundant: int = 0
     unaccounted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
 async def read_all(bootstrap: str) -> list[tuple[str, dict[str, str], bytes]]:
@@ -36,27 +38,12 @@ async def read_all(bootstrap: str) -> list[tuple[str, dict[str, str], bytes]]:
             for t in all_topics()
             for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
         ]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        out: list[tuple[str, dict[str, str], bytes]] = []
-        while await _behind(consumer, ends):
-            for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                out += [
-                    (tp.topic, {k: v.decode() for k, v in r.headers}, r.value or b"")
-                    for r in batch
-                    if r.offset < ends[tp]
-                ]
-        return out
+        return [
+            (r.topic, {k: v.decode() for k, v in r.headers}, r.value or b"")
+            for r in await read_from_beginning(consumer, parts)
+        ]
     finally:
         await consumer.stop()
-
-
-async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return True
-    return False
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
@@ -64,12 +51,13 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def committed_rows(db: AsyncEngine) -> dict[uuid.UUID, bytes]:
-    """message id -> payload of every outbox row of every schema (committed, by definition)."""
-    found: dict[uuid.UUID, bytes] = {}
+async def committed_rows(db: AsyncEngine) -> dict[uuid.UUID, tuple[bytes, bool]]:
+    """message id -> (payload, marked sent) of every outbox row of every schema (committed)."""
+    found: dict[uuid.UUID, tuple[bytes, bool]] = {}
     for schema in SERVICES:
-        for r in await rows(db, f"SELECT message_id, payload FROM {schema}.outbox"):
-            found[r["message_id"]] = bytes(r["payload"])
+        query = f"SELECT message_id, payload, sent_at IS NOT NULL AS sent FROM {schema}.outbox"
+        for r in await rows(db, query):
+            found[r["message_id"]] = (bytes(r["payload"]), bool(r["sent"]))
     return found
 
 
@@ -92,7 +80,8 @@ def record_id(topic: str, headers: dict[str, str], value: bytes) -> uuid.UUID | 
 async def check_wire(
     bootstrap: str, db: AsyncEngine, published_by_test: set[uuid.UUID]
 ) -> WireReport:
-    """Every record is the test's own or a committed outbox row, byte for byte."""
+    """Every record is the test's own or a committed outbox row, byte for byte; and every row
+    marked sent is on the wire (a relay that marked before Kafka had it would lose it)."""
     committed = await committed_rows(db)
     report, seen = WireReport(), set()
     for topic, headers, value in await read_all(bootstrap):
@@ -103,6 +92,12 @@ async def check_wire(
         seen.add(message_id)
         if message_id in published_by_test:
             continue
-        if message_id is None or committed.get(message_id) != value:
+        row = committed.get(message_id) if message_id is not None else None
+        if row is None or row[0] != value:
             report.unaccounted.append(f"{topic} {message_id}: no committed outbox row like it")
+    report.missing = [
+        f"{message_id}: marked sent, not on the wire"
+        for message_id, (_, sent) in committed.items()
+        if sent and message_id not in seen
+    ]
     return report

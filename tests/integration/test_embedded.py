@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from aiokafka import (  # type: ignore[import-untyped, unused-ignore]
+    AIOKafkaClient,
     AIOKafkaConsumer,
     AIOKafkaProducer,
 )
@@ -124,6 +125,20 @@ async def test_tansu_topics_and_a_consumer_group_roundtrip(tansu: EmbeddedKafka)
     finally:
         await consumer.stop()
     assert (message.key, message.value) == (b"order-1", b"hello")
+
+
+async def test_tansu_advertises_the_given_port_and_is_ready_without_it() -> None:
+    # Nothing listens on the advertised port: readiness must have asked Tansu's own port.
+    advertised = free_port()
+    with EmbeddedKafka(advertised_port=advertised) as broker:
+        client = AIOKafkaClient(bootstrap_servers=broker.bootstrap)
+        try:
+            await client.bootstrap()
+            nodes = [(node.host, node.port) for node in client.cluster.brokers()]
+        finally:
+            await client.close()
+        assert broker.port != advertised
+    assert nodes == [("127.0.0.1", advertised)], "metadata names the advertised port"
 
 
 def test_tansu_stop_leaves_no_process() -> None:

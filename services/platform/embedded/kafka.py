@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from aiokafka import AIOKafkaClient  # type: ignore[import-untyped, unused-ignore]
 from aiokafka.admin import (  # type: ignore[import-untyped, unused-ignore]
     AIOKafkaAdminClient,
     NewTopic,
@@ -42,6 +43,10 @@ class EmbeddedKafka:
     port=None picks a free port and retries another when Tansu cannot bind; an explicit port is
     tried once. Tansu exits with code 0 when its port is taken, so ready means: our process is
     alive, it owns the listening socket, and it answers a metadata request.
+
+    advertised_port makes Tansu tell clients (in metadata) to connect to that port on the same
+    host instead of its own, e.g. a proxy in front of it; the readiness check still asks the
+    broker's own port, since whatever listens on the advertised one may not be up yet.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class EmbeddedKafka:
         start_timeout_s: float = 15.0,
         stop_timeout_s: float = 5.0,
         attempts: int = 4,
+        advertised_port: int | None = None,
     ):
         self._requested_port = port
         self._host = host
@@ -62,6 +68,7 @@ class EmbeddedKafka:
         self._start_timeout_s = start_timeout_s
         self._stop_timeout_s = stop_timeout_s
         self._attempts = 1 if port is not None else max(1, attempts)
+        self._advertised_port = advertised_port
         self._temp_log_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
@@ -124,14 +131,14 @@ class EmbeddedKafka:
         )
 
     def _command(self, port: int) -> list[str]:
-        listener = f"tcp://{self._host}:{port}"
+        advertised = self._advertised_port or port
         return [
             self._resolve_binary(),
             "broker",
             "--listener-url",
-            listener,
+            f"tcp://{self._host}:{port}",
             "--advertised-listener-url",
-            listener,
+            f"tcp://{self._host}:{advertised}",
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -215,18 +222,17 @@ def _terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
 
 
 async def _answers_metadata(bootstrap: str, timeout_s: float) -> bool:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
+    # Bootstrapping sends one metadata request to exactly this address; any further request
+    # would go to the advertised one, which need not be this broker's own port.
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         async with asyncio.timeout(timeout_s):
-            await admin.start()
-            await admin.list_topics()
-        return True
+            await client.bootstrap()
+        return bool(client.cluster.brokers())
     except (KafkaError, OSError, TimeoutError):
         return False
     finally:
-        await admin.close()
+        await client.close()
 
 
 async def create_topics(
