@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request, Response, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import SecretStr
@@ -22,6 +26,17 @@ from services.runtime import SERVICES, Runtime, build_specs, consumer_groups
 API_PREFIX = "/admin/v1"
 OPEN_PREFIX = "/health/"
 """Paths that never need the token: orchestrators probe them without credentials."""
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "No bearer token, or not the one set (only when a token is set)",
+        "headers": {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}
+        },
+        # Spelled out: with a model, FastAPI would file it under the route's media type (HTML).
+        "content": {"application/json": {"schema": routes.Refusal.model_json_schema()}},
+    }
+}
 
 _DESCRIPTION = """\
 The operator's view of checkout-saga: sagas, orders, stock and dead letters, setting stock,
@@ -54,10 +69,14 @@ def create_admin_app(
         openapi_url="/openapi.json",
     )
     app.state.admin = AdminContext(settings, engine, shared, schemas, runtime)
+    app.add_exception_handler(RequestValidationError, _invalid_input)
     # Documents the scheme in OpenAPI; the token itself is checked by the middleware below.
-    bearer = Security(HTTPBearer(auto_error=False))
-    app.include_router(routes.router, prefix=API_PREFIX, dependencies=[bearer])
-    app.include_router(ops.router)
+    bearer = [Security(HTTPBearer(auto_error=False))]
+    app.include_router(
+        routes.router, prefix=API_PREFIX, dependencies=bearer, responses=UNAUTHORIZED
+    )
+    app.include_router(ops.router, dependencies=bearer, responses=UNAUTHORIZED)
+    app.include_router(ops.health)
     _require_token(app, settings.admin.token)
     return app
 
@@ -74,6 +93,29 @@ def _watch(
         lag = ConsumerLagProbe(settings.kafka, consumer_groups(specs))
         telemetry.add_probe("consumer_lag:all", lag)
     return schemas
+
+
+async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 answer, but an echoed input JSON cannot carry (1e400, NaN) goes as text.
+
+    FastAPI's own handler fails on those (strict JSON has no infinity), turning a rejected
+    request into a 500.
+    """
+    if not isinstance(exc, RequestValidationError):  # registered for that class only
+        raise exc
+    detail = _json_safe(jsonable_encoder(exc.errors()))
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _json_safe(value: Any) -> Any:
+    """The value with every infinity and NaN in it replaced by its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _require_token(app: FastAPI, token: SecretStr | None) -> None:

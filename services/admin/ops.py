@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +23,17 @@ from services.runtime import SERVICES, Runtime, specification
 CHECK_TIMEOUT_S = 2.0
 """How long readiness waits for the database and for the broker."""
 
+health = APIRouter(tags=["health"])
+"""Open to anyone: orchestrators probe these without credentials."""
 router = APIRouter()
+"""Behind the token, when one is set."""
+
+
+class Readiness(BaseModel):
+    """What readiness found: `ready` or `not ready`, and each dependency's `ok` or problem."""
+
+    status: str
+    checks: dict[str, str]
 
 
 def _context(request: Request) -> AdminContext:
@@ -30,13 +41,17 @@ def _context(request: Request) -> AdminContext:
     return context
 
 
-@router.get("/health/live", tags=["health"])
+@health.get("/health/live")
 async def live() -> dict[str, str]:
     """The process answers (no dependency is checked)."""
     return {"status": "live"}
 
 
-@router.get("/health/ready", tags=["health"], responses={503: {"description": "Not ready"}})
+@health.get(
+    "/health/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready"}},
+)
 async def ready(request: Request) -> JSONResponse:
     """The database answers `SELECT 1` and the broker answers a metadata request, in time."""
     context = _context(request)
@@ -45,8 +60,8 @@ async def ready(request: Request) -> JSONResponse:
     )
     checks = {"database": database or "ok", "kafka": kafka or "ok"}
     ok = database is None and kafka is None
-    body = {"status": "ready" if ok else "not ready", "checks": checks}
-    return JSONResponse(body, status_code=200 if ok else 503)
+    body = Readiness(status="ready" if ok else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
 async def database_problem(engine: AsyncEngine, timeout_s: float = CHECK_TIMEOUT_S) -> str | None:
@@ -84,7 +99,12 @@ def _problem(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-@router.get("/metrics", tags=["telemetry"], response_class=Response)
+@router.get(
+    "/metrics",
+    tags=["telemetry"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> Response:
     """Every metric in the Prometheus text format (database and broker gauges refreshed now)."""
     body = await _context(request).telemetry.scrape()

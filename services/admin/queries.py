@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -72,9 +72,19 @@ class StockView(BaseModel):
 
 
 class StockChange(BaseModel):
-    """The new available count of a product (reserved and deducted units stay)."""
+    """The new available count of a product (reserved and deducted units stay); nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
 
     available: int = Field(ge=0, le=1_000_000_000)
+
+    @field_validator("available", mode="before")
+    @classmethod
+    def _a_json_integer(cls, value: object) -> object:
+        """As JSON Schema's integer: 5 and 5.0, but not "5" or true (pydantic would take them)."""
+        if isinstance(value, str | bool):
+            raise ValueError("a JSON number is wanted, not a string or a boolean")
+        return value
 
 
 class DeadLetterView(BaseModel):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from pydantic import BaseModel
 
+from contracts.types import Sku
 from saga import repository as saga_repo
 from saga.instance import SagaState
 from services.admin.context import AdminContext
@@ -22,6 +24,23 @@ from services.inventory import repository as inventory_repo
 from services.orders import repository as orders_repo
 
 router = APIRouter(tags=["admin"])
+
+
+class Refusal(BaseModel):
+    """Why a request was refused (400, 401, 404): FastAPI's `detail`, as one sentence."""
+
+    detail: str
+
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Refusal, "description": "Nothing by that id or name"}
+}
+UNREADABLE: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": Refusal,
+        "description": "The body is not text FastAPI can parse (e.g. not UTF-8)",
+    }
+}
 
 
 def _context(request: Request) -> AdminContext:
@@ -41,7 +60,7 @@ async def list_sagas(
     return [SagaView.of(saga) for saga in found]
 
 
-@router.get("/sagas/{order_id}", response_model=SagaView, responses={404: {}})
+@router.get("/sagas/{order_id}", response_model=SagaView, responses=NOT_FOUND)
 async def get_saga(request: Request, order_id: uuid.UUID) -> SagaView:
     """One saga by its id (= the order id)."""
     async with _context(request).engine.connect() as conn:
@@ -51,7 +70,7 @@ async def get_saga(request: Request, order_id: uuid.UUID) -> SagaView:
     return SagaView.of(saga)
 
 
-@router.get("/orders/{order_id}", response_model=OrderView, responses={404: {}})
+@router.get("/orders/{order_id}", response_model=OrderView, responses=NOT_FOUND)
 async def get_order(request: Request, order_id: uuid.UUID) -> OrderView:
     """One order as the orders service keeps it (read straight from its schema)."""
     async with _context(request).engine.connect() as conn:
@@ -63,7 +82,7 @@ async def get_order(request: Request, order_id: uuid.UUID) -> OrderView:
 
 @router.get("/stock", response_model=list[StockView])
 async def get_stock(
-    request: Request, sku: Annotated[list[str] | None, Query()] = None
+    request: Request, sku: Annotated[list[Sku] | None, Query()] = None
 ) -> list[StockView]:
     """Available, reserved and deducted units per product (all, or the named SKUs)."""
     async with _context(request).engine.connect() as conn:
@@ -71,7 +90,7 @@ async def get_stock(
     return [StockView.model_validate(row) for row in rows]
 
 
-@router.put("/stock/{sku}", response_model=StockView)
+@router.put("/stock/{sku}", response_model=StockView, responses=UNREADABLE)
 async def set_stock(
     request: Request,
     sku: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")],
@@ -84,7 +103,7 @@ async def set_stock(
     return StockView.model_validate(rows[0])
 
 
-@router.get("/dead-letters", response_model=list[DeadLetterView])
+@router.get("/dead-letters", response_model=list[DeadLetterView], responses=NOT_FOUND)
 async def list_dead_letters(
     request: Request,
     schema: str | None = None,

@@ -122,6 +122,68 @@ async def test_stock_can_be_set(stack: Stack, admin_client: Admin) -> None:
     assert (await stack.stock(sku))["available"] == 2
 
 
+async def test_sku_filters_that_are_no_skus_are_refused(admin_client: Admin) -> None:
+    """A NUL (PostgreSQL cannot even compare one) used to escape as a 500; fuzzing found it."""
+    async with admin_client() as client:
+        for bad in ("\x00", "a\x00b", "-", " SKU-1", "x" * 65):
+            answer = await client.get("/admin/v1/stock", params={"sku": ["SKU-1", bad]})
+            assert answer.status_code == 422, bad
+            assert answer.json()["detail"][0]["loc"] == ["query", "sku", 1]
+
+
+async def test_stock_counts_must_be_json_integers(stack: Stack, admin_client: Admin) -> None:
+    """pydantic alone took "5" and true as 5 and 1; an unknown field was silently dropped."""
+    sku = f"SKU-{uuid.uuid4().hex[:10]}"
+    async with admin_client() as client:
+        assert (await client.put(f"/admin/v1/stock/{sku}", json={"available": 3})).is_success
+        for body in (
+            {"available": "5"},
+            {"available": True},
+            {"available": 2.5},
+            {"available": 5, "reserved": 1},
+        ):
+            answer = await client.put(f"/admin/v1/stock/{sku}", json=body)
+            assert answer.status_code == 422, body
+            assert answer.json()["detail"], body
+        assert (await stack.stock(sku))["available"] == 3
+        as_float = await client.put(f"/admin/v1/stock/{sku}", json={"available": 4.0})
+        assert as_float.json()["available"] == 4  # JSON Schema's integer: 4.0 is one
+
+
+async def test_non_finite_numbers_are_refused_not_a_server_error(
+    stack: Stack, admin_client: Admin
+) -> None:
+    """FastAPI's 422 echoes the input, and JSON has no infinity: 1e400 used to be a 500."""
+    sku = f"SKU-{uuid.uuid4().hex[:10]}"
+    json_body = {"content-type": "application/json"}
+    async with admin_client() as client:
+        await client.put(f"/admin/v1/stock/{sku}", json={"available": 3})
+        for raw in (b'{"available": 1e400}', b'{"available": NaN}', b'{"available": [-Infinity]}'):
+            answer = await client.put(f"/admin/v1/stock/{sku}", content=raw, headers=json_body)
+            assert answer.status_code == 422, raw
+            assert answer.json()["detail"][0]["loc"] == ["body", "available"], raw
+        unreadable = await client.put(f"/admin/v1/stock/{sku}", content=b"\xff", headers=json_body)
+        assert unreadable.status_code == 400
+        assert unreadable.json()["detail"]
+    assert (await stack.stock(sku))["available"] == 3
+
+
+async def test_every_refusal_is_documented(admin_client: Admin) -> None:
+    """401 on every guarded path (as JSON, even where success is HTML), 404s and 400 where due."""
+    async with admin_client() as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+    for path, operations in paths.items():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if path.startswith("/health/"):
+                assert "401" not in responses, path
+                continue
+            assert operation["security"] == [{"HTTPBearer": []}], path
+            assert set(responses["401"]["content"]) == {"application/json"}, path
+    assert "404" in paths["/admin/v1/dead-letters"]["get"]["responses"]
+    assert "400" in paths["/admin/v1/stock/{sku}"]["put"]["responses"]
+
+
 async def test_dead_letters_are_listed_with_why(
     stack: Stack, producer: AIOKafkaProducer, admin_client: Admin
 ) -> None:
