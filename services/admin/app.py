@@ -78,6 +78,7 @@ def create_admin_app(
     app.include_router(ops.router, dependencies=bearer, responses=UNAUTHORIZED)
     app.include_router(ops.health)
     _require_token(app, settings.admin.token)
+    _count_refusals(app, shared)  # added last, so it also sees the token's 401s
     return app
 
 
@@ -138,3 +139,17 @@ def _require_token(app: FastAPI, token: SecretStr | None) -> None:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return await call_next(request)
+
+
+def _count_refusals(app: FastAPI, telemetry: Telemetry) -> None:
+    """Count every 4xx answer in the process's metrics: refused input is seen, not just logged."""
+    refusals = telemetry.metrics.http_refusals
+
+    @app.middleware("http")
+    async def count_refusals(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if 400 <= response.status_code < 500:
+            refusals.labels("admin", str(response.status_code)).inc()
+        return response

@@ -303,3 +303,14 @@ async def test_saga_list_shows_live_sagas(
     assert result.exit_code == 0, result.output
     listed = {saga["id"]: saga["state"] for saga in json.loads(result.output)}
     assert listed[str(start.order_id)] == "Confirmed"
+
+
+async def test_refused_requests_are_counted(admin_client: Admin) -> None:
+    async with admin_client(admin=AdminSettings(token=SecretStr(TOKEN))) as client:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await client.get("/admin/v1/stock")).status_code == 401
+        bad = await client.put("/admin/v1/stock/SKU-1", json={"available": -1}, headers=auth)
+        assert bad.status_code == 422
+        metrics = (await client.get("/metrics", headers=auth)).text
+    assert 'checkout_http_refusals_total{api="admin",status="401"} 1.0' in metrics
+    assert 'checkout_http_refusals_total{api="admin",status="422"} 1.0' in metrics

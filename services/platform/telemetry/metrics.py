@@ -28,6 +28,12 @@ class Metrics:
         self._saga_counters()
         self._saga_histograms()
         self._database_metrics()
+        self.http_refusals = Counter(
+            "checkout_http_refusals",
+            "HTTP requests an API refused (4xx: invalid input, no token, unknown id), by status.",
+            ["api", "status"],
+            registry=self.registry,
+        )
 
     def _consumer_metrics(self) -> None:
         r = self.registry
