@@ -12,6 +12,7 @@ import typer
 from services.cli_admin import DEFAULT_DATA_DIR, saga_app, stock_app
 from services.cli_catalog import catalog_cli
 from services.cli_dlq import dlq_app
+from services.cli_outbox import outbox_app
 from services.platform.settings import Settings
 from services.platform.telemetry.logs import configure_logging
 
@@ -25,6 +26,7 @@ cli.add_typer(stock_app, name="stock")
 cli.add_typer(saga_app, name="saga")
 cli.add_typer(catalog_cli, name="catalog")
 cli.add_typer(dlq_app, name="dlq")
+cli.add_typer(outbox_app, name="outbox")
 
 
 def _settings() -> Settings:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -115,6 +116,43 @@ async def write(
     ]
     stmt = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
     await conn.execute(stmt)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    """What one outbox holds: what the relay owes now, later, and what it sent (until purged)."""
+
+    schema: str
+    due: int
+    """Unsent rows whose time has come: the relay's backlog."""
+    delayed: int
+    """Unsent rows not due yet (e.g. a scheduled retry)."""
+    oldest_due_age_s: float
+    """Age of the oldest due row (0 when none): how far behind the relay is."""
+    sent: int
+    """Sent rows the purge has not removed yet."""
+    last_sent_at: datetime | None
+
+
+async def backlog(conn: AsyncConnection, table: Table) -> tuple[int, float]:
+    """Due unsent rows and the age of the oldest in seconds: cheap, it reads unsent rows only."""
+    now = func.now()
+    query = select(
+        func.count(), func.coalesce(func.extract("epoch", now - func.min(table.c.available_at)), 0)
+    ).where(table.c.sent_at.is_(None), table.c.available_at <= now)
+    count, age = (await conn.execute(query)).one()
+    return int(count), float(age)
+
+
+async def status(conn: AsyncConnection, table: Table) -> OutboxStatus:
+    """The backlog, plus delayed rows and the sent rows kept (this part reads the whole table)."""
+    due, age = await backlog(conn, table)
+    unsent_later = table.c.sent_at.is_(None) & (table.c.available_at > func.now())
+    query = select(
+        func.count().filter(unsent_later), func.count(table.c.sent_at), func.max(table.c.sent_at)
+    )
+    delayed, sent, last_sent_at = (await conn.execute(query)).one()
+    return OutboxStatus(str(table.schema), due, delayed, age, sent, last_sent_at)
 
 
 _REPLY_NAMESPACE = uuid.UUID("9d2b8f64-5f7e-4a8e-b0a4-2c3d8e1f7a55")

@@ -7,11 +7,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.platform.broker import security_kwargs
-from services.platform.outbox import outbox_table
+from services.platform.outbox import backlog, outbox_table
 from services.platform.settings import KafkaSettings
 from services.platform.telemetry.metrics import Metrics
 
@@ -28,16 +28,9 @@ class OutboxProbe:
         """One query per schema, on one connection."""
         async with self.engine.connect() as conn:
             for schema, table in self.tables.items():
-                count, age = (
-                    await conn.execute(
-                        select(
-                            func.count(),
-                            func.extract("epoch", func.now() - func.min(table.c.available_at)),
-                        ).where(table.c.sent_at.is_(None), table.c.available_at <= func.now())
-                    )
-                ).one()
-                metrics.outbox_backlog.labels(schema).set(count)
-                metrics.outbox_oldest_age.labels(schema).set(float(age or 0))
+                due, oldest_age_s = await backlog(conn, table)
+                metrics.outbox_backlog.labels(schema).set(due)
+                metrics.outbox_oldest_age.labels(schema).set(oldest_age_s)
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""
