@@ -24,6 +24,8 @@ log = logging.getLogger("checkout_saga.dlq")
 
 DLQ_HEADER_PREFIX = "dlq_"
 _MAX_IDLE_POLLS = 10
+_SETTLE_POLLS = 4
+"""Empty polls in a row that end a read whose broker under-reported its end offsets."""
 NO_KEY = "unknown"
 """The key a dead letter gets when its original had none; replayed without a key."""
 
@@ -149,9 +151,10 @@ async def read_from_beginning(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of these partitions now, oldest first per partition (a group-less consumer).
 
-    Reaching the end offsets is not the end: Tansu reports a partition's end as the last
-    batch's base offset + 1, so this reads on until a poll at or past them comes back empty.
-    A position that never reaches them (a gap the broker will not serve) must not hang it either.
+    Reaching the end offsets ends the read only if no partition went past its end: Tansu reports
+    a partition's end as the last batch's base offset + 1, and then (having read past it) this
+    reads on until several polls in a row come back empty. A position that never reaches the
+    ends (a gap the broker will not serve) must not hang it either.
     """
     if not parts:
         return []
@@ -164,21 +167,21 @@ async def read_from_beginning(
         batches = await consumer.getmany(timeout_ms=500)
         for batch in batches.values():
             records += batch
-        if batches:
-            idle_polls = 0
-        elif not await _behind(consumer, ends):
+        idle_polls = 0 if batches else idle_polls + 1
+        if idle_polls and await _read_to_the_end(consumer, ends, idle_polls):
             return records
-        else:
-            idle_polls += 1
     log.warning("read stopped short of the end offsets %s", ends)
     return records
 
 
-async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return True
-    return False
+async def _read_to_the_end(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], idle_polls: int
+) -> bool:
+    positions = {tp: await consumer.position(tp) for tp in ends}
+    if any(positions[tp] < end for tp, end in ends.items()):
+        return False
+    overshot = any(positions[tp] > end for tp, end in ends.items())
+    return not overshot or idle_polls >= _SETTLE_POLLS
 
 
 def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
