@@ -72,12 +72,8 @@ def chaos_fleet(
 ) -> Iterator[Fleet]:
     """Every process of CHAOS_PROCESSES, running; all gone afterwards."""
     env = chaos_env(chaos_bootstrap, chaos_database_url)
-    fleet = Fleet(env, tmp_path_factory.mktemp("chaos-logs"), CHAOS_PROCESSES)
-    try:
-        fleet.start_all()
+    with Fleet(env, tmp_path_factory.mktemp("chaos-logs"), CHAOS_PROCESSES) as fleet:
         yield fleet
-    finally:
-        fleet.stop_all()
     left = fleet.leftovers()
     assert not left, f"processes left behind: {left}"
 

@@ -96,12 +96,8 @@ def chaos_fleet(
         "CHECKOUT_PAYMENTS__SILENT_RATE": "0",
         "CHECKOUT_PAYMENTS__DUPLICATE_RATE": "0",
     }
-    fleet = Fleet(env, tmp_path_factory.mktemp("broker-restart-logs"), PROCESSES)
-    try:
-        fleet.start_all()
+    with Fleet(env, tmp_path_factory.mktemp("broker-restart-logs"), PROCESSES) as fleet:
         yield fleet
-    finally:
-        fleet.stop_all()
 
 
 def _plan() -> ChaosLoad:

@@ -63,12 +63,8 @@ def fleet(
         "CHECKOUT_SAGA__PAYMENT_TIMEOUT_S": "20",
     }
     commands = {**PROCESSES, "saga": (*PROCESSES["saga"], f"--admin-port={saga_admin_port}")}
-    fleet = Fleet(env, tmp_path_factory.mktemp("e2e-logs"), commands)
-    try:
-        fleet.start_all()
+    with Fleet(env, tmp_path_factory.mktemp("e2e-logs"), commands) as fleet:
         yield fleet
-    finally:
-        fleet.stop_all()
     left = fleet.leftovers()
     assert not left, f"processes left behind: {left}"
 

@@ -16,12 +16,13 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from contracts import CheckoutStarted, LineItem
+from contracts import CheckoutStarted
 from contracts.topics import topic_for
 from services.admin.app import create_admin_app
 from services.cli_admin import saga_app
 from services.platform.db import create_engine
 from services.platform.settings import AdminSettings, KafkaSettings, Settings
+from tests.support.builders import checkout_started
 from tests.support.payer import ScriptedPayer, eventually, publish
 from tests.support.stack import Stack
 
@@ -55,12 +56,7 @@ def admin_client(stack: Stack) -> Admin:
 async def _confirmed_checkout(stack: Stack, producer: AIOKafkaProducer) -> CheckoutStarted:
     sku = f"SKU-{uuid.uuid4().hex[:10]}"
     await stack.set_stock(sku, 5)
-    start = CheckoutStarted(
-        order_id=uuid.uuid4(),
-        buyer_id="buyer-admin",
-        currency="EUR",
-        items=[LineItem(sku=sku, quantity=2, unit_price=Decimal("4.50"))],
-    )
+    start = checkout_started(items=[(sku, 2, "4.50")], buyer_id="buyer-admin")
     await publish(producer, start)
 
     async def confirmed() -> bool:

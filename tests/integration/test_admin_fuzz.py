@@ -16,7 +16,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import httpx
@@ -39,11 +38,12 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from contracts import CheckoutStarted, LineItem
+from contracts import CheckoutStarted
 from contracts.topics import topic_for
 from services.admin.app import OPEN_PREFIX, create_admin_app
 from services.platform.db import create_engine
 from services.platform.settings import AdminSettings
+from tests.support.builders import checkout_started
 from tests.support.payer import ScriptedPayer, eventually, publish
 from tests.support.stack import Stack
 
@@ -149,12 +149,7 @@ async def _seed(stack: Stack, producer: AIOKafkaProducer) -> Seeded:
     """A product, a confirmed checkout (saga and order) and a dead letter, each of this test."""
     sku = f"FUZZ-{uuid.uuid4().hex[:10]}"
     await stack.set_stock(sku, 50)
-    start = CheckoutStarted(
-        order_id=uuid.uuid4(),
-        buyer_id="buyer-fuzz",
-        currency="EUR",
-        items=[LineItem(sku=sku, quantity=1, unit_price=Decimal("1.25"))],
-    )
+    start = checkout_started(items=[(sku, 1, "1.25")], buyer_id="buyer-fuzz")
     await publish(producer, start)
     key = str(uuid.uuid4())
     await producer.send_and_wait(topic_for(CheckoutStarted), b"\xff not json", key=key.encode())

@@ -117,6 +117,18 @@ class Fleet:
         _terminate(list(self.procs.values()))
         self.procs.clear()
 
+    def __enter__(self) -> Fleet:
+        """Every process started and ready; stopped (even when starting fails) on exit."""
+        try:
+            self.start_all()
+        except BaseException:
+            self.stop_all()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
     def leftovers(self) -> list[int]:
         """Pids of every process this fleet ever started that still runs."""
         return [pid for pid in self.started if alive(pid)]
