@@ -84,7 +84,7 @@ def run(
     if names == ["relay"]:
         from services.cli_relay import run_relay
 
-        run_relay(settings)
+        run_relay(settings, admin_port)
         return
     with_relay = relay or "relay" in names
     runtime = Runtime(settings, [n for n in names if n != "relay"], relay=with_relay)

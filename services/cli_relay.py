@@ -6,6 +6,7 @@ Builds the service specs for their schemas only; it subscribes to nothing and ru
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from services.platform.broker import producer_kwargs
 from services.platform.db import connect_args, create_engine
 from services.platform.relay import Relay
 from services.platform.settings import Settings
+from services.platform.telemetry import Telemetry
 from services.platform.topics import ensure_topics
 from services.runtime import SERVICES, build_specs
 
@@ -66,26 +68,45 @@ class StopSignals:
         return self._event
 
 
-async def _relay_until(settings: Settings, stop: asyncio.Event) -> None:
+async def _relay_until(settings: Settings, stop: asyncio.Event, admin_port: int | None) -> None:
     schemas = [spec.mailbox.schema for spec in build_specs(settings, SERVICES)]
     engine = create_engine(settings)
     producer = AIOKafkaProducer(**producer_kwargs(settings.kafka))
+    tls = connect_args(settings.database_tls)
+    relay = Relay(engine, producer, schemas, settings.relay, connect_args=tls)
+    admin = _serve_admin(settings, relay, stop, admin_port) if admin_port is not None else None
     try:
         await ensure_topics(settings.kafka, all_topics())
         await producer.start()
         log.info("relay-only process publishing the outboxes of %s", ", ".join(schemas))
-        tls = connect_args(settings.database_tls)
-        await Relay(engine, producer, schemas, settings.relay, connect_args=tls).run(stop)
+        await relay.run(stop)
     finally:
+        stop.set()
+        if admin is not None:
+            await admin
         await producer.stop()
         await engine.dispose()
 
 
-def run_relay(settings: Settings) -> None:
+def _serve_admin(
+    settings: Settings, relay: Relay, stop: asyncio.Event, port: int
+) -> asyncio.Task[bool]:
+    """Health probes, the relay's counters and the outbox gauges on the admin API's port."""
+    from services.admin.serve import serve_admin
+
+    telemetry = Telemetry()
+    telemetry.metrics.relays.add(lambda: dataclasses.asdict(relay.stats))
+    on_port = settings.model_copy(
+        update={"admin": settings.admin.model_copy(update={"http_port": port})}
+    )
+    return asyncio.create_task(serve_admin(on_port, stop=stop, telemetry=telemetry))
+
+
+def run_relay(settings: Settings, admin_port: int | None = None) -> None:
     """Relay every service's outbox until SIGINT/SIGTERM; safe next to other relays."""
 
     async def main(signals: StopSignals) -> None:
-        await _relay_until(settings, signals.event())
+        await _relay_until(settings, signals.event(), admin_port)
 
     with StopSignals() as signals:
         asyncio.run(main(signals))

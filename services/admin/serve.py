@@ -15,6 +15,7 @@ from services.cli_admin import DATABASE_ENV, DEFAULT_DATA_DIR, dev_state
 from services.platform.db import create_engine
 from services.platform.http_server import Listen, serve_asgi
 from services.platform.settings import Settings
+from services.platform.telemetry import Telemetry
 from services.runtime import Runtime
 
 KAFKA_ENV = "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS"
@@ -47,15 +48,16 @@ async def serve_admin(
     stop: asyncio.Event | None = None,
     *,
     announce: bool = False,
+    telemetry: Telemetry | None = None,
 ) -> bool:
     """Serve the admin API on settings.admin.http_host:http_port until stopped (or Ctrl-C).
 
     With a runtime it uses the runtime's engine and metrics; without one it creates and
-    disposes an engine of its own. Whoever passes `stop` keeps the process's signals.
+    disposes an engine of its own (and exposes `telemetry`'s metrics when given). Whoever passes `stop` keeps the process's signals.
     False when it could not listen.
     """
     engine = runtime.engine if runtime is not None else create_engine(settings, pool_size=2)
-    app = create_admin_app(settings, engine, runtime)
+    app = create_admin_app(settings, engine, runtime, telemetry=telemetry)
     if announce:
         print(f"admin API: {admin_url(settings)}/admin/v1 (docs at /docs)", file=sys.stderr)
     listen = Listen("admin API", settings.admin.http_host, settings.admin.http_port)

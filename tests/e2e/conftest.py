@@ -43,11 +43,18 @@ def saga_admin_port() -> int:
     return free_port("127.0.0.1")
 
 
+@pytest.fixture(scope="session")
+def relay_admin_port() -> int:
+    """Where the relay-only process serves its admin API (health and the relay's counters)."""
+    return free_port("127.0.0.1")
+
+
 @pytest.fixture(scope="module")
 def fleet(
     e2e_bootstrap: str,
     e2e_database_url: str,
     saga_admin_port: int,
+    relay_admin_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fleet]:
     """Every service in its own process plus a relay process; all gone afterwards."""
@@ -62,7 +69,11 @@ def fleet(
         "CHECKOUT_PAYMENTS__DECLINE_ABOVE": "500",
         "CHECKOUT_SAGA__PAYMENT_TIMEOUT_S": "20",
     }
-    commands = {**PROCESSES, "saga": (*PROCESSES["saga"], f"--admin-port={saga_admin_port}")}
+    commands = {
+        **PROCESSES,
+        "saga": (*PROCESSES["saga"], f"--admin-port={saga_admin_port}"),
+        "relay": (*PROCESSES["relay"], f"--admin-port={relay_admin_port}"),
+    }
     with Fleet(env, tmp_path_factory.mktemp("e2e-logs"), commands) as fleet:
         yield fleet
     left = fleet.leftovers()

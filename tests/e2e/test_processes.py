@@ -172,29 +172,41 @@ async def test_a_checkout_under_the_limit_is_confirmed_and_announced(
     assert event["headers"]["message_type"] == "order_created"
 
 
-async def test_a_service_process_serves_health_and_its_own_metrics(
-    fleet: Fleet, e2e_db: AsyncEngine, e2e_producer: AIOKafkaProducer, saga_admin_port: int
+async def test_service_and_relay_processes_serve_health_and_their_own_metrics(
+    fleet: Fleet,
+    e2e_db: AsyncEngine,
+    e2e_producer: AIOKafkaProducer,
+    saga_admin_port: int,
+    relay_admin_port: int,
 ) -> None:
     sku = new_sku()
     await set_stock(fleet, sku, 5)
     order_id = await publish(e2e_producer, sku, quantity=1, unit_price="10.00")
     assert await final_states(e2e_db, [order_id]) == {order_id: "Confirmed"}
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{saga_admin_port}") as admin:
+    # Each process's own counters: only its registry has them.
+    saga = await _scrape(saga_admin_port)
+    applied = 'message_type="CheckoutStarted",outcome="applied",service="saga"'
+    assert _sample(saga, "checkout_messages_total", applied) >= 1, saga
+    assert "checkout_saga_transitions_total{" in saga
+    relay = await _scrape(relay_admin_port)
+    assert _sample(relay, "checkout_relay_published_total") >= 1, relay
+
+
+async def _scrape(port: int) -> str:
+    """/metrics of a process, once its readiness check passes."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as admin:
         assert (await admin.get("/health/ready")).status_code == 200
-        metrics = (await admin.get("/metrics")).text
-    # The saga process's own counters: only its registry has them.
-    applied = [
-        line
-        for line in metrics.splitlines()
-        if line.startswith("checkout_messages_total{")
-        and 'service="saga"' in line
-        and 'message_type="CheckoutStarted"' in line
-        and 'outcome="applied"' in line
-    ]
-    assert applied, metrics
-    assert float(applied[0].rsplit(" ", 1)[1]) >= 1
-    assert "checkout_saga_transitions_total{" in metrics
+        return (await admin.get("/metrics")).text
+
+
+def _sample(metrics: str, name: str, labels: str = "") -> float:
+    """The value of one sample of the Prometheus text (0 when absent)."""
+    prefix = f"{name}{{{labels}}} " if labels else f"{name} "
+    for line in metrics.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 async def test_a_checkout_above_the_limit_is_declined_and_compensated(

@@ -133,14 +133,14 @@ def test_every_service_of_the_product_runs_in_its_own_container(
     assert {name: cmd[1:] for name, cmd in runs.items() if name != "relay"} == {
         name: [name, "--no-relay", f"--admin-port={ADMIN_PORT}"] for name in SERVICES
     }
-    assert runs["relay"] == ["run", "relay"]
+    assert runs["relay"] == ["run", "relay", f"--admin-port={ADMIN_PORT}"]
     assert services["migrate"]["command"] == ["migrate"]
 
 
 def test_each_service_container_is_healthy_only_when_its_process_is_ready(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    for name in SERVICES:
+    for name in (*SERVICES, "relay"):
         probe = " ".join(services[name]["healthcheck"]["test"])
         # The port the process serves its admin API on, and the endpoint that checks its
         # database and broker: a container is not healthy merely because it runs.
