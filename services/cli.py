@@ -90,10 +90,9 @@ def run(
     runtime = Runtime(settings, [n for n in names if n != "relay"], relay=with_relay)
     app = app_for(runtime)
     if admin_port is not None:
-        from services.admin.serve import serve_alongside
+        from services.admin.serve import on_port, serve_alongside
 
-        admin = settings.admin.model_copy(update={"http_port": admin_port})
-        serve_alongside(app, settings.model_copy(update={"admin": admin}), runtime)
+        serve_alongside(app, on_port(settings, admin_port), runtime)
     asyncio.run(app.run())
 
 

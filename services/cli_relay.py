@@ -92,14 +92,11 @@ def _serve_admin(
     settings: Settings, relay: Relay, stop: asyncio.Event, port: int
 ) -> asyncio.Task[bool]:
     """Health probes, the relay's counters and the outbox gauges on the admin API's port."""
-    from services.admin.serve import serve_admin
+    from services.admin.serve import on_port, serve_admin
 
     telemetry = Telemetry()
     telemetry.metrics.relays.add(lambda: dataclasses.asdict(relay.stats))
-    on_port = settings.model_copy(
-        update={"admin": settings.admin.model_copy(update={"http_port": port})}
-    )
-    return asyncio.create_task(serve_admin(on_port, stop=stop, telemetry=telemetry))
+    return asyncio.create_task(serve_admin(on_port(settings, port), stop=stop, telemetry=telemetry))
 
 
 def run_relay(settings: Settings, admin_port: int | None = None) -> None:

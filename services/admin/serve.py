@@ -37,9 +37,15 @@ def standalone_settings(
     if not environ.get(KAFKA_ENV) and state.get("bootstrap_servers"):
         kafka = {"bootstrap_servers": str(state["bootstrap_servers"])}
         update["kafka"] = settings.kafka.model_copy(update=kafka)
-    if port is not None:
-        update["admin"] = settings.admin.model_copy(update={"http_port": port})
-    return settings.model_copy(update=update)
+    return on_port(settings.model_copy(update=update), port)
+
+
+def on_port(settings: Settings, port: int | None) -> Settings:
+    """The settings with the admin API on this port (unchanged when None)."""
+    if port is None:
+        return settings
+    admin = settings.admin.model_copy(update={"http_port": port})
+    return settings.model_copy(update={"admin": admin})
 
 
 async def serve_admin(
@@ -53,8 +59,8 @@ async def serve_admin(
     """Serve the admin API on settings.admin.http_host:http_port until stopped (or Ctrl-C).
 
     With a runtime it uses the runtime's engine and metrics; without one it creates and
-    disposes an engine of its own (and exposes `telemetry`'s metrics when given). Whoever passes `stop` keeps the process's signals.
-    False when it could not listen.
+    disposes an engine of its own, and exposes `telemetry`'s metrics when given. Whoever
+    passes `stop` keeps the process's signals. False when it could not listen.
     """
     engine = runtime.engine if runtime is not None else create_engine(settings, pool_size=2)
     app = create_admin_app(settings, engine, runtime, telemetry=telemetry)
