@@ -26,6 +26,7 @@ from services.platform.relay import Relay
 from services.platform.settings import DatabaseTlsSettings, RelaySettings, Settings
 from tests.support.payer import eventually
 from tests.support.pg_tls_proxy import PgTlsProxy
+from tests.support.relays import running
 
 pytestmark = pytest.mark.integration
 
@@ -145,13 +146,8 @@ async def test_the_relays_listen_connection_uses_the_tls_settings(
 async def _relay(engine: AsyncEngine, options: dict[str, Any]) -> AsyncIterator[Relay]:
     """A relay of the saga's outbox whose LISTEN connection gets these options, while inside."""
     relay = Relay(engine, _NoProducer(), ["saga"], RelaySettings(), connect_args=options)
-    stop = asyncio.Event()
-    running = asyncio.create_task(relay.run(stop))
-    try:
+    async with running(relay):
         yield relay
-    finally:
-        stop.set()
-        await running
 
 
 class _NoProducer:

@@ -32,6 +32,7 @@ from services.platform.outbox import NOTIFY_CHANNEL, OutboxMessage, outbox_table
 from services.platform.relay import Producer, Relay
 from services.platform.settings import RelaySettings
 from tests.support.payer import eventually
+from tests.support.relays import running
 
 pytestmark = pytest.mark.integration
 
@@ -246,18 +247,6 @@ async def _relay(
         await own.dispose()
 
 
-@contextlib.asynccontextmanager
-async def _running(relay: Relay) -> AsyncIterator[asyncio.Task[None]]:
-    """relay.run() in the background; stopping must not take a poll interval."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=10)
-
-
 # --- commit and rollback -------------------------------------------------------------------------
 
 
@@ -282,7 +271,7 @@ async def test_committed_rows_are_published_and_marked_sent_rolled_back_never(
         _producer(kafka_bootstrap) as producer,
         Reader(kafka_bootstrap, topic) as reader,
         _relay(engine, producer, clean) as relay,
-        _running(relay),
+        running(relay),
     ):
         await _write(engine, clean, committed)
         with pytest.raises(_RolledBackError):
@@ -349,7 +338,7 @@ async def test_three_relays_keep_every_keys_order(
             relay = await stack.enter_async_context(_relay(engine, producer, clean, batch_size=7))
             relays.append(relay)
         for relay in relays:
-            await stack.enter_async_context(_running(relay))
+            await stack.enter_async_context(running(relay))
         messages = await _write_interleaved(engine, clean, topic)
         await reader.wait_for(_ids(messages))
         await asyncio.sleep(0.5)  # late duplicates, if any, would land now
@@ -375,7 +364,7 @@ async def test_a_commit_wakes_a_waiting_relay_long_before_its_poll(
         _producer(kafka_bootstrap) as producer,
         Reader(kafka_bootstrap, topic) as reader,
         _relay(engine, producer, clean, poll_interval_s=30) as relay,
-        _running(relay),
+        running(relay),
     ):
         # The first row proves the relay is up and listening (it may also go by the first drain).
         warm_up = [_message(topic, "k-warm", 0)]
@@ -395,7 +384,10 @@ async def test_a_commit_wakes_a_waiting_relay_long_before_its_poll(
 
 async def _listening_pids(engine: AsyncEngine) -> set[int]:
     async with engine.connect() as conn:
-        query = text("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'")
+        query = text(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
         return set((await conn.scalars(query)).all())
 
 
@@ -407,12 +399,13 @@ async def test_a_relay_listens_again_after_its_listen_connection_dies(
         _producer(kafka_bootstrap) as producer,
         Reader(kafka_bootstrap, topic) as reader,
         _relay(engine, producer, clean, poll_interval_s=30) as relay,
-        _running(relay),
+        running(relay),
     ):
         [ours] = await eventually(lambda: _new_pids(engine, others), timeout=WAKE_BOUND_S)
         async with engine.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": ours})
-        [again] = await eventually(lambda: _new_pids(engine, others), timeout=WAKE_BOUND_S)
+        # The killed backend may linger in pg_stat_activity for a moment: wait for another one.
+        [again] = await eventually(lambda: _new_pids(engine, others | {ours}), timeout=WAKE_BOUND_S)
         assert again != ours
         # Listening again, a commit wakes the relay long before its 30 s poll.
         row = [_message(topic, "k-relisten", 0)]
@@ -436,7 +429,7 @@ async def test_a_delayed_row_waits_until_it_is_due(
         _producer(kafka_bootstrap) as producer,
         Reader(kafka_bootstrap, topic) as reader,
         _relay(engine, producer, clean) as relay,
-        _running(relay),
+        running(relay),
     ):
         due = datetime.now(UTC) + timedelta(seconds=DELAY_S)
         due_mono = time.monotonic() + DELAY_S
@@ -564,7 +557,7 @@ async def test_a_running_relay_survives_a_failed_send_and_retries_soon(
         # A 30 s poll: only a prompt retry, not the next poll, can publish within the bound.
         async with (
             _relay(engine, producer, clean, poll_interval_s=30) as relay,
-            _running(relay) as task,
+            running(relay) as task,
         ):
             if when == "on a wake-up":
                 await asyncio.sleep(0.5)  # the first (empty) drain is over; the relay waits
