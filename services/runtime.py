@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from aiokafka import AIOKafkaProducer
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import ALL_MESSAGES, Envelope, Message
 from contracts.topics import all_topics, topic_for
 from services.platform.broker import group_id, make_broker, producer_kwargs, subscribe
-from services.platform.consumer import Consumer, Delivery, Handler
+from services.platform.consumer import Consumer
 from services.platform.db import connect_args, create_engine
 from services.platform.relay import Relay
 from services.platform.service import ServiceSpec
@@ -60,12 +60,6 @@ def build_specs(settings: Settings, names: Sequence[str]) -> list[ServiceSpec]:
     if unknown:
         raise ValueError(f"unknown service(s): {', '.join(unknown)}; choose from {SERVICES}")
     return [_factory(n)(settings) for n in names]
-
-
-def _bind(
-    consumer: Consumer, message_cls: type[Message], handler: Handler
-) -> Callable[[Delivery], Awaitable[object]]:
-    return partial(consumer.process, expected_type=message_cls.message_type, handler=handler)
 
 
 def _document(broker: KafkaBroker, message_cls: type[Message]) -> None:
@@ -119,11 +113,8 @@ class Runtime:
                 subscribe(
                     self.broker,
                     self.settings.kafka,
-                    service=spec.name,
-                    routes={
-                        sub.message_cls: _bind(consumer, sub.message_cls, sub.handler)
-                        for sub in spec.subscriptions
-                    },
+                    consumer,
+                    {sub.message_cls: sub.handler for sub in spec.subscriptions},
                 )
         # The wire is the public API: document every message type, whoever publishes it
         # (CheckoutStarted comes from upstream services or the cart API).

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
@@ -14,10 +15,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from contracts import Message
 from contracts.topics import topic_for
-from services.platform.consumer import Delivery
+from services.platform.consumer import Consumer, Delivery, Handler, Route
 from services.platform.settings import KafkaSettings
-
-DeliveryHandler = Callable[[Delivery], Awaitable[object]]
 
 
 def security_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
@@ -78,7 +77,7 @@ def make_broker(kafka: KafkaSettings, **extra: Any) -> KafkaBroker:
     )
 
 
-async def _raw_body(message: StreamMessage[Any]) -> bytes:
+async def _raw_body(message: StreamMessage[Any]) -> Any:
     # Our Consumer decodes and validates itself, so a malformed body reaches it as bytes
     # and is dead-lettered there instead of failing inside the framework.
     return message.body
@@ -89,46 +88,60 @@ def group_id(service: str) -> str:
     return f"checkout-saga.{service}"
 
 
+def delivery_of(record: ConsumerRecord[bytes, bytes]) -> Delivery:
+    """A Kafka record as the Consumer sees it."""
+    return Delivery(
+        value=record.value or b"",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode(errors="replace") if record.key else None,
+        headers={k: v.decode(errors="replace") for k, v in record.headers},
+    )
+
+
+def _records(raw: Any) -> list[ConsumerRecord[bytes, bytes]]:
+    # A fetched batch is a tuple of records; FastStream's in-memory test broker nests each
+    # published record in a list of its own.
+    if not isinstance(raw, tuple | list):
+        return [raw]
+    return [record for part in raw for record in _records(part)]
+
+
 def subscribe(
     broker: KafkaBroker,
     kafka: KafkaSettings,
-    *,
-    service: str,
-    routes: Mapping[type[Message], DeliveryHandler],
+    consumer: Consumer,
+    routes: Mapping[type[Message], Handler],
 ) -> None:
-    """One consumer for all of a service's topics; the offset is committed after the handler.
+    """One batch consumer for all of a service's topics; offsets committed after the database.
 
     One consumer per service, not per topic: every consumer runs its own fetch loop, and
     sixteen of them spent a fifth of a core just polling an idle Tansu (measured), and each
-    group join costs about half the session timeout at startup.
+    group join costs about half the session timeout at startup. A batch is what one fetch
+    returns; it is acked (offsets committed once) only after every record's transaction
+    committed, and nacked (every partition rewound to its first record) when some record must
+    come back later: the inbox recognises the ones that did commit.
     """
-    by_topic = {topic_for(cls): handle for cls, handle in routes.items()}
+    by_topic = {topic_for(cls): Route(cls.message_type, handle) for cls, handle in routes.items()}
 
-    async def on_message(msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        assert not isinstance(record, tuple)
-        await by_topic[record.topic](
-            Delivery(
-                value=record.value or b"",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key.decode(errors="replace") if record.key else None,
-                headers={k: v.decode(errors="replace") for k, v in record.headers},
-            )
-        )
+    async def on_batch(msg: KafkaMessage) -> None:
+        batch = _records(msg.raw_message)
+        await consumer.process_batch([(delivery_of(r), by_topic[r.topic]) for r in batch])
 
-    on_message.__name__ = f"on_{service}_message"
+    on_batch.__name__ = f"on_{consumer.service}_batch"
     broker.subscriber(
         *sorted(by_topic),
-        group_id=group_id(service),
+        group_id=group_id(consumer.service),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
         rebalance_timeout_ms=kafka.rebalance_timeout_ms,
         fetch_max_wait_ms=kafka.fetch_max_wait_ms,
-        max_poll_records=kafka.max_poll_records,
+        batch=True,
+        max_records=kafka.max_poll_records,
+        batch_timeout_ms=consumer.settings.batch_wait_ms,
         decoder=_raw_body,
         include_in_schema=False,
-    )(on_message)
+    )(on_batch)

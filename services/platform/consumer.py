@@ -1,94 +1,89 @@
-"""The one consumer transaction shape: inbox claim -> pure step -> outbox rows -> commit -> ack."""
+"""The one consumer transaction shape, for a batch: inbox claim -> steps -> outbox -> commit -> ack.
+
+A fetched batch is split into slots by partition: slots run concurrently, each as one database
+transaction (group commit), and the records of one partition stay strictly in order. A slot
+that fails is re-run record by record, so a poison record is dead-lettered alone while its
+neighbours apply; a single record keeps the per-record retry rules. A delivery on its own is
+the same path with a batch of one.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 
 from opentelemetry.trace import Span
-from sqlalchemy import Table
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts import DEAD_LETTER_TOPIC, MessageHeaders
+from contracts import MessageHeaders
 from contracts.codec import Decoded, InvalidMessageError, decode
 from services.platform import inbox, outbox
+from services.platform.delivery import (
+    BatchHooks,
+    ConflictError,
+    Delivery,
+    Handler,
+    Mailbox,
+    Outcome,
+    RejectedMessageError,
+    dead_letter,
+    is_transient,
+    span_attributes,
+    traced,
+)
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import ConsumerSettings
 from services.platform.telemetry import Telemetry, scope
 from services.platform.telemetry.logs import message_context
-from services.platform.telemetry.tracing import current_ids, parent_context, trace_headers
+from services.platform.telemetry.tracing import current_ids, parent_context
+
+__all__ = [
+    "BatchHooks",
+    "ConflictError",
+    "Consumer",
+    "Delivery",
+    "Handler",
+    "Mailbox",
+    "Outcome",
+    "RejectedMessageError",
+    "RetryLaterError",
+    "Route",
+    "dead_letter",
+    "is_transient",
+    "traced",
+]
 
 log = logging.getLogger("checkout_saga.consumer")
 
-_DEAD_LETTER_NAMESPACE = uuid.UUID("0b6a8a36-3a0e-4ad7-8f5d-54b0c2f1e0d3")
 
-
-class RejectedMessageError(Exception):
-    """A well-formed message this service can never apply; it is dead-lettered, not retried."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class ConflictError(Exception):
-    """Someone else changed the row first; re-handle the whole message from a fresh read."""
-
-
-class Outcome(StrEnum):
-    """What became of one delivery."""
-
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    DEAD_LETTERED = "dead_lettered"
+class RetryLaterError(Exception):
+    """Transient failures outlived the retries: the records go back to Kafka, uncommitted."""
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One Kafka record as a consumer sees it."""
+class Route:
+    """The message type a topic carries for a consumer and the use case that applies it."""
 
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    headers: dict[str, str]
+    message_type: str
+    handler: Handler
 
 
-@dataclass(frozen=True, slots=True)
-class Mailbox:
-    """A service schema's outbox and inbox tables, and the lane count of its relay."""
+@dataclass(slots=True)
+class _Item:
+    """One delivery of a batch on its way through: decoded (or why not) and what became of it."""
 
-    schema: str
-    outbox: Table
-    inbox: Table
-    lanes: int
-
-
-Handler = Callable[[AsyncConnection, Decoded], Awaitable[Sequence[OutboxMessage]]]
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying: lost connections, deadlocks, serialization and version conflicts."""
-    if isinstance(exc, ConflictError | OperationalError | InterfaceError | OSError):
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        # 40001 serialization failure, 40P01 deadlock, 08xxx connection, 57P0x shutdown.
-        return bool(sqlstate) and str(sqlstate).startswith(("40001", "40P01", "08", "57P"))
-    return False
+    delivery: Delivery
+    route: Route
+    decoded: Decoded | None = None
+    error: str | None = None
+    outcome: Outcome | None = None
 
 
 class Consumer:
@@ -108,29 +103,161 @@ class Consumer:
         self.settings = settings
         self.outcomes: Counter[str] = Counter()
         self.telemetry = telemetry or Telemetry()
+        self._claim = inbox.claim_statement(mailbox.inbox)
 
     async def process(self, delivery: Delivery, expected_type: str, handler: Handler) -> Outcome:
-        """Handle one delivery; raises only transient errors that outlived the retries.
+        """Handle one delivery: the batch path with a batch of one."""
+        (outcome,) = await self.process_batch([(delivery, Route(expected_type, handler))])
+        return outcome
 
-        Inside, logs carry the message's ids, a span continues the message's trace, and the
-        saga's handler sees this process's metrics.
+    async def process_batch(self, batch: Sequence[tuple[Delivery, Route]]) -> list[Outcome]:
+        """Apply a fetched batch; raises RetryLaterError when some record must come back later.
+
+        Every slot finishes before the error is raised, so slots that committed stay committed
+        (their redelivery is recognised by the inbox).
         """
+        items = [_decoded(delivery, route) for delivery, route in batch]
+        with scope.bound(self.telemetry.metrics):
+            results = await asyncio.gather(
+                *(self._run_slot(slot) for slot in self._slots(items)), return_exceptions=True
+            )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [item.outcome or Outcome.APPLIED for item in items]
+
+    def _slots(self, items: list[_Item]) -> list[list[_Item]]:
+        # Partition p always maps to slot p % n: one partition's records stay in one slot, in
+        # order, and one order's messages (same key, same partition number) never race.
+        slots: dict[int, list[_Item]] = {}
+        for item in items:
+            slots.setdefault(item.delivery.partition % self.settings.parallel, []).append(item)
+        return list(slots.values())
+
+    async def _run_slot(self, items: list[_Item]) -> None:
+        if len(items) > 1 and await self._try_batch(items):
+            return
+        await self._one_by_one(items)
+
+    async def _try_batch(self, items: list[_Item]) -> bool:
+        """One transaction for the slot; False when it failed (then each record goes alone)."""
+        for attempt in (1, 2):
+            try:
+                await self._transaction(items)
+            except Exception as exc:
+                # A conflict is worth one fresh read of the whole slot; anything else (a poison
+                # record, a saga not created yet) is isolated by handling the records one by one.
+                if type(exc) is ConflictError and attempt == 1:
+                    self._count_retry(exc, "batch")
+                    continue
+                log.debug("batch of %d failed (%r); one by one", len(items), exc)
+                return False
+            return True
+        return False
+
+    async def _one_by_one(self, items: list[_Item]) -> None:
+        """Each record in its own transaction; a partition stops at a record that must wait."""
+        waiting: set[tuple[str, int]] = set()
+        failure: RetryLaterError | None = None
+        for item in items:
+            position = (item.delivery.topic, item.delivery.partition)
+            if position in waiting:
+                continue  # later records of that partition must not overtake it
+            try:
+                await self._single(item)
+            except RetryLaterError as exc:
+                waiting.add(position)
+                failure = exc
+        if failure is not None:
+            raise failure
+
+    async def _single(self, item: _Item) -> None:
         started = time.perf_counter()
-        with self._observed(delivery, expected_type) as span:
-            outcome = await self._process(delivery, expected_type, handler)
-            span.set_attribute("checkout.outcome", outcome.value)
-        self.telemetry.metrics.handling.labels(self.service, expected_type).observe(
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._transaction([item])
+                break
+            except RejectedMessageError as exc:
+                await self._dead_letter(item, exc.reason, attempt)
+                break
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("%s failed on a record; dead-lettering it", self.service)
+                    await self._dead_letter(item, f"{type(exc).__name__}: {exc}", attempt)
+                    break
+                if attempt >= self.settings.retry_attempts:
+                    self._count("failed", item.route.message_type)
+                    raise RetryLaterError(str(exc)) from exc
+                self._count_retry(exc, item.route.message_type)
+                await asyncio.sleep(self._backoff(attempt))
+        self._observe_handling(item, started)
+
+    async def _transaction(self, items: list[_Item]) -> None:
+        """Inbox claim of every id, the steps in record order, one outbox insert, one commit."""
+        letters = [
+            dead_letter(i.delivery, i.error, 1, self.service) for i in items if i.error is not None
+        ]
+        # Observations the handlers make count only if this transaction commits.
+        with scope.transaction():
+            async with self.engine.begin() as conn:
+                fresh = await self._claim_fresh(conn, items)
+                hooks = _hooks(fresh)
+                for hook, batch in hooks:
+                    await hook.before_batch(conn, batch)
+                produced: list[OutboxMessage] = []
+                for item in fresh:
+                    produced += await self._handle(conn, item)
+                for hook, _ in hooks:
+                    await hook.after_batch(conn)
+                await outbox.write(
+                    conn, self.mailbox.outbox, letters + produced, self.mailbox.lanes
+                )
+        self._settle(items, {id(i) for i in fresh})
+
+    async def _claim_fresh(self, conn: AsyncConnection, items: list[_Item]) -> list[_Item]:
+        """The items to apply: decoded, first of their id in the batch, not in the inbox yet."""
+        first: dict[uuid.UUID, _Item] = {}
+        for item in items:
+            if item.decoded is not None:
+                first.setdefault(item.decoded.envelope.message_id, item)
+        if not first:
+            return []
+        claimed = await inbox.claim_many(
+            conn,
+            self._claim,
+            [(mid, i.route.message_type) for mid, i in first.items()],
+        )
+        return [i for mid, i in first.items() if mid in claimed]
+
+    async def _handle(self, conn: AsyncConnection, item: _Item) -> list[OutboxMessage]:
+        assert item.decoded is not None
+        with self._observed(item.delivery, item.route.message_type):
+            return traced(await item.route.handler(conn, item.decoded))
+
+    def _settle(self, items: list[_Item], fresh: set[int]) -> None:
+        for item in items:
+            if item.decoded is None:
+                item.outcome = Outcome.DEAD_LETTERED
+                self._log_rejected(item.delivery, item.error or "invalid")
+            else:
+                item.outcome = Outcome.APPLIED if id(item) in fresh else Outcome.DUPLICATE
+            self._count(item.outcome, item.route.message_type)
+        self.telemetry.metrics.batches.labels(self.service).observe(len(items))
+
+    def _observe_handling(self, item: _Item, started: float) -> None:
+        self.telemetry.metrics.handling.labels(self.service, item.route.message_type).observe(
             time.perf_counter() - started
         )
-        return outcome
 
     @contextmanager
     def _observed(self, delivery: Delivery, message_type: str) -> Iterator[Span]:
+        """Logs carry the message's ids and a span continues the message's trace."""
         headers = delivery.headers
         order_id = headers.get(MessageHeaders.CORRELATION_ID) or delivery.key
         message_id = headers.get(MessageHeaders.MESSAGE_ID)
         with ExitStack() as stack:
-            stack.enter_context(scope.bound(self.telemetry.metrics))
             stack.enter_context(
                 message_context(
                     service=self.service,
@@ -144,33 +271,11 @@ class Consumer:
                 self.telemetry.tracing.consuming(
                     f"{self.service} process {message_type}",
                     parent_context(headers, order_id, message_id),
-                    _span_attributes(delivery, self.service, order_id, message_id),
+                    span_attributes(delivery, self.service, order_id, message_id),
                 )
             )
             stack.enter_context(message_context(**current_ids()))
             yield span
-
-    async def _process(self, delivery: Delivery, expected_type: str, handler: Handler) -> Outcome:
-        try:
-            decoded = decode(delivery.value, expected_type)
-        except InvalidMessageError as exc:
-            return await self._dead_letter(delivery, str(exc), 1, expected_type)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                outcome = await self._apply(decoded, handler)
-            except RejectedMessageError as exc:
-                return await self._dead_letter(delivery, exc.reason, attempt, expected_type)
-            except Exception as exc:
-                if not is_transient(exc) or attempt >= self.settings.retry_attempts:
-                    self._count("failed", expected_type)
-                    raise
-                self._count_retry(exc, expected_type)
-                await asyncio.sleep(self._backoff(attempt))
-                continue
-            self._count(outcome, expected_type)
-            return outcome
 
     def _count(self, outcome: str, message_type: str) -> None:
         self.outcomes[outcome] += 1
@@ -183,28 +288,22 @@ class Consumer:
         if type(exc) is ConflictError:
             self.telemetry.metrics.conflicts.labels(self.service, message_type).inc()
 
-    async def _apply(self, decoded: Decoded, handler: Handler) -> Outcome:
-        envelope = decoded.envelope
-        # Observations the handler makes count only if this transaction commits.
-        with scope.transaction():
-            async with self.engine.begin() as conn:
-                if not await inbox.claim(
-                    conn, self.mailbox.inbox, envelope.message_id, envelope.message_type
-                ):
-                    return Outcome.DUPLICATE
-                messages = await handler(conn, decoded)
-                await outbox.write(conn, self.mailbox.outbox, traced(messages), self.mailbox.lanes)
-        return Outcome.APPLIED
-
     def _backoff(self, attempt: int) -> float:
         ceiling = min(
             self.settings.retry_max_delay_s, self.settings.retry_base_delay_s * 2 ** (attempt - 1)
         )
         return random.uniform(0, ceiling)  # full jitter: retries of many consumers spread out
 
-    async def _dead_letter(
-        self, delivery: Delivery, reason: str, attempts: int, message_type: str
-    ) -> Outcome:
+    async def _dead_letter(self, item: _Item, reason: str, attempts: int) -> None:
+        """Park a record that can never apply; not claimed, so a replay of it can apply."""
+        letter = dead_letter(item.delivery, reason, attempts, self.service)
+        async with self.engine.begin() as conn:
+            await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes)
+        self._log_rejected(item.delivery, reason)
+        item.outcome = Outcome.DEAD_LETTERED
+        self._count(Outcome.DEAD_LETTERED, item.route.message_type)
+
+    def _log_rejected(self, delivery: Delivery, reason: str) -> None:
         log.warning(
             "rejected message",
             extra={
@@ -215,55 +314,22 @@ class Consumer:
                 "reason": reason,
             },
         )
-        letter = dead_letter(delivery, reason, attempts, self.service)
-        async with self.engine.begin() as conn:
-            await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes)
-        self._count(Outcome.DEAD_LETTERED, message_type)
-        return Outcome.DEAD_LETTERED
 
 
-def _span_attributes(
-    delivery: Delivery, service: str, order_id: str | None, message_id: str | None
-) -> dict[str, str | int]:
-    return {
-        "messaging.system": "kafka",
-        "messaging.destination.name": delivery.topic,
-        "messaging.kafka.partition": delivery.partition,
-        "messaging.kafka.offset": delivery.offset,
-        "messaging.message.id": message_id or "",
-        "checkout.order_id": order_id or "",
-        "checkout.service": service,
-    }
+def _hooks(items: list[_Item]) -> list[tuple[BatchHooks, list[Decoded]]]:
+    """The batch-aware handlers among the items' routes, each with its records in order."""
+    found: dict[int, tuple[BatchHooks, list[Decoded]]] = {}
+    for item in items:
+        handler = item.route.handler
+        if isinstance(handler, BatchHooks) and item.decoded is not None:
+            found.setdefault(id(handler), (handler, []))[1].append(item.decoded)
+    return list(found.values())
 
 
-def traced(messages: Sequence[OutboxMessage]) -> list[OutboxMessage]:
-    """The messages with the current trace context in their headers (the relay copies them)."""
-    carrier = trace_headers()
-    if not carrier:
-        return list(messages)
-    return [dataclasses.replace(m, headers={**m.headers, **carrier}) for m in messages]
-
-
-def dead_letter(delivery: Delivery, reason: str, attempts: int, service: str) -> OutboxMessage:
-    """The dead letter of a delivery: original bytes and headers plus why, where and how often.
-
-    Its id derives from the record's position, so a redelivered poison message is
-    dead-lettered once, not once per delivery.
-    """
-    position = f"{service}:{delivery.topic}:{delivery.partition}:{delivery.offset}"
-    headers = {
-        **delivery.headers,
-        MessageHeaders.ERROR: reason[:1000],
-        MessageHeaders.ORIGINAL_TOPIC: delivery.topic,
-        MessageHeaders.ORIGINAL_PARTITION: str(delivery.partition),
-        MessageHeaders.ORIGINAL_OFFSET: str(delivery.offset),
-        MessageHeaders.ATTEMPTS: str(attempts),
-        MessageHeaders.REJECTED_BY: service,
-    }
-    return OutboxMessage(
-        message_id=uuid.uuid5(_DEAD_LETTER_NAMESPACE, position),
-        topic=DEAD_LETTER_TOPIC,
-        key=delivery.key or "unknown",
-        payload=delivery.value,
-        headers=headers,
-    )
+def _decoded(delivery: Delivery, route: Route) -> _Item:
+    item = _Item(delivery, route)
+    try:
+        item.decoded = decode(delivery.value, route.message_type)
+    except InvalidMessageError as exc:
+        item.error = str(exc)
+    return item

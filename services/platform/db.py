@@ -16,7 +16,9 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         settings.database_url.get_secret_value(),
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. A connection lost meanwhile fails
+        # its transaction with a transient error, which the consumer retries on a fresh one.
+        pool_pre_ping=False,
         # Everything here is short transactions; READ COMMITTED plus row locks and
         # optimistic versions is the isolation the design relies on.
         isolation_level="READ COMMITTED",

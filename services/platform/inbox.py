@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, Uuid, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, TextClause, Uuid, func, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -22,18 +22,25 @@ def inbox_table(metadata: MetaData, schema: str) -> Table:
     )
 
 
-async def claim(
-    conn: AsyncConnection, table: Table, message_id: uuid.UUID, message_type: str
-) -> bool:
-    """Record the message as applied; False when it already was (a duplicate delivery).
-
-    A concurrent claim of the same id blocks on the unique key until the other
-    transaction ends, so two consumers can never both apply one message.
-    """
-    stmt = (
-        pg_insert(table)
-        .values(message_id=message_id, message_type=message_type)
-        .on_conflict_do_nothing(index_elements=["message_id"])
-        .returning(table.c.message_id)
+def claim_statement(table: Table) -> TextClause:
+    """The statement that claims many ids at once; built once per consumer, not per batch."""
+    return text(
+        f"INSERT INTO {table.schema}.{table.name} (message_id, message_type) "
+        "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) "
+        "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
     )
-    return (await conn.execute(stmt)).first() is not None
+
+
+async def claim_many(
+    conn: AsyncConnection, statement: TextClause, messages: Sequence[tuple[uuid.UUID, str]]
+) -> set[uuid.UUID]:
+    """Record the messages as applied in one round trip; returns the ids that were new.
+
+    The ids not returned are duplicates. A concurrent claim of the same id blocks on the
+    unique key until the other transaction ends, so two consumers never both apply a message.
+    """
+    ordered = sorted(messages)  # one lock order for every claimer: no deadlock between them
+    rows = await conn.execute(
+        statement, {"ids": [m for m, _ in ordered], "types": [t for _, t in ordered]}
+    )
+    return {row[0] for row in rows}

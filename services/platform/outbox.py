@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -18,13 +20,13 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    TextClause,
     Uuid,
     func,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import Envelope, Message
@@ -95,27 +97,39 @@ class OutboxMessage:
         )
 
 
+@functools.cache
+def _insert_statement(schema: str, name: str) -> TextClause:
+    # unnest keeps the rows in the given order (WITH ORDINALITY makes it explicit), so ids, and
+    # with them the relay's publishing order per key, follow the order of the messages.
+    return text(
+        f"INSERT INTO {schema}.{name} "
+        "(message_id, topic, message_key, lane, payload, headers, available_at) "
+        "SELECT m, t, k, l, p, CAST(h AS jsonb), coalesce(a, now()) FROM unnest("
+        "CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]), "
+        "CAST(:lanes AS int2[]), CAST(:payloads AS bytea[]), CAST(:headers AS text[]), "
+        "CAST(:available AS timestamptz[])) WITH ORDINALITY AS u(m, t, k, l, p, h, a, n) "
+        "ORDER BY n ON CONFLICT (message_id) DO NOTHING"
+    )
+
+
 async def write(
     conn: AsyncConnection, table: Table, messages: Sequence[OutboxMessage], lanes: int
 ) -> None:
-    """Insert messages in order; ids already written (a replayed transition) are skipped."""
+    """Insert messages in order, in one round trip; ids already written (a replay) are skipped."""
     if not messages:
         return
-    rows = [
+    await conn.execute(
+        _insert_statement(str(table.schema), table.name),
         {
-            "message_id": m.message_id,
-            "topic": m.topic,
-            "message_key": m.key,
-            "lane": lane_of(m.key, lanes),
-            "payload": m.payload,
-            "headers": m.headers,
-            # One multi-row INSERT needs the same columns in every row.
-            "available_at": m.available_at or func.now(),
-        }
-        for m in messages
-    ]
-    stmt = pg_insert(table).values(rows).on_conflict_do_nothing(index_elements=["message_id"])
-    await conn.execute(stmt)
+            "ids": [m.message_id for m in messages],
+            "topics": [m.topic for m in messages],
+            "keys": [m.key for m in messages],
+            "lanes": [lane_of(m.key, lanes) for m in messages],
+            "payloads": [m.payload for m in messages],
+            "headers": [json.dumps(m.headers) for m in messages],
+            "available": [m.available_at for m in messages],
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)

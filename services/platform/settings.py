@@ -78,7 +78,14 @@ class RelaySettings(BaseModel):
 
 
 class ConsumerSettings(BaseModel):
-    """How a consumer retries a transient failure before handing the message back to Kafka."""
+    """How a consumer batches records and retries a transient failure before handing them back."""
+
+    # Concurrent transactions per fetched batch: partition p goes to slot p % parallel, so one
+    # partition's records stay in order in one transaction while other partitions proceed.
+    parallel: int = Field(default=2, ge=1, le=64)
+    # How long an empty fetch waits for records before polling again (a batch is whatever one
+    # fetch returns, at most kafka.max_poll_records: no linger beyond that).
+    batch_wait_ms: int = Field(default=10, ge=1, le=10_000)
 
     retry_attempts: int = Field(default=5, ge=1, le=50)
     retry_base_delay_s: float = Field(default=0.05, ge=0)
@@ -91,6 +98,13 @@ class SagaSettings(BaseModel):
     payment_timeout_s: float = Field(default=30.0, gt=0)
     timeout_poll_interval_s: float = Field(default=0.5, gt=0)
     timeout_batch_size: int = Field(default=100, ge=1)
+    timeout_gate_snapshots: int = Field(
+        default=120,
+        ge=2,
+        description="End-offset snapshots of the payment-answer topics the timeout poller keeps "
+        "while the saga consumer lags; a deadline fires only once the answers on the broker "
+        "before it are applied. Fewer snapshots only delay a lagging partition's deadlines.",
+    )
     # A message for a saga that does not exist yet (it overtook its CheckoutStarted) is retried
     # for this long after it occurred, then dead-lettered.
     orphan_grace_s: float = Field(default=60.0, ge=0)

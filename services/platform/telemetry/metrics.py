@@ -57,6 +57,13 @@ class Metrics:
             buckets=_HANDLING_BUCKETS,
             registry=r,
         )
+        self.batches = Histogram(
+            "checkout_consumer_batch_records",
+            "Records applied in one consumer transaction (the group commit's size).",
+            ["service"],
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
 
     def _saga_counters(self) -> None:
         r = self.registry
