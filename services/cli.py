@@ -147,15 +147,52 @@ def demo(
 
 @cli.command()
 def bench(
-    orders: Annotated[int, typer.Option(min=1, help="How many checkouts to drive.")] = 1000,
-    concurrency: Annotated[int, typer.Option(min=1, help="Checkouts in flight at once.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the generated checkouts.")] = 1,
+    orders: Annotated[int, typer.Option(min=1, help="Closed loop: checkouts to drive.")] = 1000,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Closed loop: checkouts unfinished at once.")
+    ] = 100,
+    rate: Annotated[
+        float | None, typer.Option(min=0.01, help="Open loop: checkouts/s (Poisson arrivals).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Open loop: seconds of sending.")
+    ] = None,
+    processes: Annotated[int, typer.Option(min=1, help="Processes per service and relays.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the checkouts and arrival times.")] = 1,
+    decline_rate: Annotated[float, typer.Option(min=0, max=1, help="Payer declines.")] = 0.1,
+    silent_rate: Annotated[float, typer.Option(min=0, max=1, help="Payer never answers.")] = 0.0,
+    duplicate_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Payer answers twice.")
+    ] = 0.02,
+    payment_timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Saga payment deadline, s (3 if silent, else 60).")
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="Give up on unfinished sagas (closed loop: whole run; "
+            "open loop: after the last send), s.",
+        ),
+    ] = 600.0,
+    json_out: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
-    """Load benchmark: sagas/s, latency percentiles, DB transactions per saga, raw commit rate."""
-    from services.cli_load import LoadOptions, bench_report, run_load
+    """Load benchmark, services in their own processes: sagas/s, latency, cost per saga (JSON).
+
+    Starts embedded PostgreSQL and Kafka and spawns every service unless a stack runs
+    (CHECKOUT_* URLs or a live `checkout-saga dev`); exits 1 when a saga is lost or stock is not
+    conserved. See docs/performance.md.
+    """
+    from services.bench.command import run_bench
+    from services.bench.run import BenchOptions
+    from services.bench.stack import Payer
 
     _settings()
-    run_load(LoadOptions(orders, concurrency, seed, timeout_s=600), bench_report, baseline=True)
+    if (rate is None) != (duration is None):
+        raise typer.BadParameter("--rate and --duration go together (open loop)")
+    payer = Payer(decline_rate, silent_rate, duplicate_rate, payment_timeout)
+    options = BenchOptions(orders, concurrency, rate, duration, seed, processes, payer, timeout)
+    raise typer.Exit(run_bench(options, json_out))
 
 
 @cli.command("cart-api")

@@ -1,25 +1,23 @@
-"""`checkout-saga demo` and `checkout-saga bench`: drive checkouts through a stack and report.
+"""`checkout-saga demo`: drive checkouts through a stack and print a summary table.
 
-Against a running stack (CHECKOUT_* URLs set, or a live `checkout-saga dev`) they only drive;
-otherwise they start the embedded servers and every service in this process, and stop them after.
+Against a running stack (CHECKOUT_* URLs set, or a live `checkout-saga dev`) it only drives;
+otherwise it starts the embedded servers and every service in this process, and stops them after.
+`checkout-saga bench` measures with services in processes of their own (services.bench).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from pydantic import SecretStr
 
 from contracts.topics import all_topics
-from services.cli_admin import DEFAULT_DATA_DIR, dev_state
+from services.bench.stack import running_stack
 from services.cli_demo import DEMO_CATALOG, seed_catalog
 from services.devstack import DevOptions, Infrastructure, dev_settings, quiet_client_logs
 from services.loadgen import LoadResult, commit_rate, drive, make_checkouts
@@ -42,26 +40,6 @@ class LoadOptions:
     concurrency: int
     seed: int
     timeout_s: float
-
-
-def _configured() -> Settings | None:
-    """Settings of an already running stack, or None when this command must start one."""
-    if os.environ.get("CHECKOUT_DATABASE_URL") and os.environ.get(
-        "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS"
-    ):
-        return Settings()
-    state = dev_state(DEFAULT_DATA_DIR)
-    if state is None:
-        return None
-    settings = Settings()
-    return settings.model_copy(
-        update={
-            "database_url": SecretStr(str(state["database_url"])),
-            "kafka": settings.kafka.model_copy(
-                update={"bootstrap_servers": str(state["bootstrap_servers"])}
-            ),
-        }
-    )
 
 
 @contextlib.asynccontextmanager
@@ -88,7 +66,7 @@ def run_load(
 ) -> None:
     """Drive the checkouts against a running stack, or an embedded one started for the run."""
     quiet_client_logs()
-    configured = _configured()
+    configured = running_stack()
     if configured is not None:
         typer.echo(f"driving the running stack at {configured.kafka.bootstrap_servers}")
         asyncio.run(_drive_and_report(configured, options, report, baseline))
@@ -170,21 +148,3 @@ def demo_report(result: LoadResult, _commits_per_s: float) -> None:
 
 def _latencies(result: LoadResult) -> str:
     return " / ".join(f"{result.percentile(p) * 1000:.0f} ms" for p in (50, 95, 99))
-
-
-def bench_report(result: LoadResult, commits_per_s: float) -> None:
-    """The benchmark's figures, as ratios against the raw commit rate measured in the same run."""
-    finished = max(result.orders - result.unfinished, 1)
-    figures = {
-        "orders": result.orders,
-        "unfinished": result.unfinished,
-        "sagas_per_s": round(result.throughput, 2),
-        "latency_ms": {str(p): round(result.percentile(p) * 1000, 1) for p in (50, 95, 99)},
-        "db_transactions_per_saga": round(result.transactions / finished, 1),
-        "raw_commits_per_s": round(commits_per_s, 1),
-        "saga_cost_in_raw_commits": round(commits_per_s / result.throughput, 1)
-        if result.throughput
-        else None,
-        "stock_conserved": result.stock_conserved,
-    }
-    typer.echo(json.dumps(figures, indent=2))
