@@ -22,6 +22,7 @@ from contracts import (
 from saga import tables
 from saga.handlers import SagaHandler, policy_of
 from saga.timeouts import timeout_loop
+from services.platform.broker import group_id
 from services.platform.service import ServiceSpec, Subscription, mailbox
 from services.platform.settings import Settings
 
@@ -55,5 +56,5 @@ def create_service(settings: Settings) -> ServiceSpec:
             ClearCart,
             RefundPayment,
         ),
-        background=(timeout_loop(box, policy, settings.saga),),
+        background=(timeout_loop(box, policy, settings.saga, settings.kafka, group_id(NAME)),),
     )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import DateTime, and_, bindparam, or_, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import func
+from sqlalchemy.sql import ColumnElement, func
+from sqlalchemy.sql.elements import Grouping
 
-from saga.instance import SagaData, SagaState
+from saga.instance import FINAL_STATES, SagaData, SagaState
 from saga.tables import sagas
 from services.platform.consumer import ConflictError
 
@@ -82,16 +85,44 @@ async def save(conn: AsyncConnection, saga: StoredSaga, state: SagaState, data: 
         raise ConflictError(f"saga {saga.id} changed since version {saga.version}")
 
 
-async def claim_due(conn: AsyncConnection, now: datetime, limit: int) -> list[StoredSaga]:
-    """Lock sagas whose payment deadline passed; rows another poller holds are skipped."""
+async def claim_due(
+    conn: AsyncConnection,
+    now: datetime,
+    limit: int,
+    released: Sequence[Sequence[datetime | None]] | None = None,
+) -> list[StoredSaga]:
+    """Lock sagas whose payment deadline passed; rows another poller holds are skipped.
+
+    released (the deadline gate): per answer topic, per partition, the time up to which
+    deadlines may fire (None: none may); a saga's partition is its key hash modulo the list's
+    length. Held sagas are filtered here, so they never crowd released ones out of `limit`.
+    Finished sagas are never held: their stale deadline is only cleared.
+    """
+    stmt = select(sagas).where(sagas.c.payment_deadline <= now)
+    if released is not None:
+        stmt = stmt.where(or_(sagas.c.state.in_(FINAL_STATES), _gate(released)))
     rows = await conn.execute(
-        select(sagas)
-        .where(sagas.c.payment_deadline <= now)
-        .order_by(sagas.c.payment_deadline)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        stmt.order_by(sagas.c.payment_deadline).limit(limit).with_for_update(skip_locked=True)
     )
     return [_stored(r) for r in rows]
+
+
+def _gate(released: Sequence[Sequence[datetime | None]]) -> ColumnElement[bool]:
+    """The deadline is within its partition's release time of every answer topic."""
+    conditions = []
+    for i, times in enumerate(released):
+        bound = bindparam(f"released_{i}", list(times), type_=ARRAY(DateTime(timezone=True)))
+        # Parenthesised, or PostgreSQL reads the subscript as part of the cast's array type.
+        times_by_partition = Grouping(bound)
+        partition = sagas.c.key_hash % len(times) + 1  # SQL arrays count from 1
+        conditions.append(sagas.c.payment_deadline <= times_by_partition[partition])
+    return and_(*conditions) if conditions else true()
+
+
+async def earliest_deadline(conn: AsyncConnection) -> datetime | None:
+    """The earliest payment deadline set on any saga (None: none is set)."""
+    earliest: datetime | None = await conn.scalar(select(func.min(sagas.c.payment_deadline)))
+    return earliest
 
 
 async def list_sagas(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     Index,
     Integer,
@@ -31,6 +32,14 @@ sagas = Table(
     Column("version", Integer, nullable=False),
     Column("data", JSONB, nullable=False),
     Column("payment_deadline", DateTime(timezone=True)),
+    # Kafka's murmur2 of str(id) & 0x7fffffff: the deadline gate's partition of the saga
+    # (migration 0003 defines the function; saga/deadline_gate.py is its Python twin).
+    Column(
+        "key_hash",
+        Integer,
+        Computed("saga.kafka_key_hash(id::text)", persisted=True),
+        nullable=False,
+    ),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     CheckConstraint(
