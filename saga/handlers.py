@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,10 +14,10 @@ from contracts import CheckoutStarted
 from contracts.codec import Decoded
 from contracts.envelope import utcnow
 from saga import machine
-from saga import repository as repo
 from saga.instance import FINAL_STATES
 from saga.machine import NO_SAGA, Outcome, SagaEvent, SagaPolicy, StepResult, trigger_name
 from saga.repository import StoredSaga
+from saga.working_set import WorkingSet
 from services.platform.consumer import ConflictError, RejectedMessageError
 from services.platform.outbox import OutboxMessage
 from services.platform.telemetry import scope
@@ -27,25 +29,53 @@ class SagaNotFoundYetError(ConflictError):
     """A message for a saga that does not exist yet: retried while it may still be overtaking."""
 
 
+_working: ContextVar[WorkingSet | None] = ContextVar("saga_working_set", default=None)
+"""The sagas of the consumer transaction running in this task (set by before_batch)."""
+
+
 @dataclass(frozen=True)
 class SagaHandler:
-    """Applies one incoming message to its saga inside the consumer's transaction."""
+    """Applies incoming messages to their sagas inside the consumer's batch transaction.
+
+    The batch's sagas are read at once before the steps and written at once after them
+    (platform BatchHooks); each step works on the saga as the batch's earlier steps left it.
+    """
 
     policy: SagaPolicy
     orphan_grace: timedelta
 
+    async def before_batch(self, conn: AsyncConnection, batch: Sequence[Decoded]) -> None:
+        """Read every saga the batch touches."""
+        working = WorkingSet()
+        await working.load(conn, [d.message.order_id for d in batch])
+        _working.set(working)
+
+    async def after_batch(self, conn: AsyncConnection) -> None:
+        """Write back the sagas the batch changed (ConflictError when someone wrote first)."""
+        working, _ = _working.get(), _working.set(None)
+        if working is not None:
+            await working.flush(conn)
+
     async def __call__(self, conn: AsyncConnection, decoded: Decoded) -> list[OutboxMessage]:
         """Advance the saga by this message; returns the commands to write to the outbox."""
+        working = _working.get()
+        if working is None:  # called outside a consumer batch: a batch of one
+            await self.before_batch(conn, [decoded])
+            messages = await self(conn, decoded)
+            await self.after_batch(conn)
+            return messages
+        return self._step(working, decoded)
+
+    def _step(self, working: WorkingSet, decoded: Decoded) -> list[OutboxMessage]:
         event, envelope = decoded.message, decoded.envelope
         now = utcnow()
-        stored = await repo.load(conn, event.order_id)
-        if stored is None:
+        saga = working.get(event.order_id)
+        if saga is None:
             result = self._start(event, envelope.occurred_at, now)
             record_step(None, result, event, now)
-            await repo.create(conn, event.order_id, result.state, result.data)
         else:
-            result = machine.step(stored.state, stored.data, event, now, self.policy)
-            record_step(stored, result, event, now)
+            result = machine.step(saga.state, saga.data, event, now, self.policy)
+            record_step(saga, result, event, now)
             _check(result, event.order_id)
             if result.anomaly:
                 log.error(
@@ -54,7 +84,7 @@ class SagaHandler:
                 )
             if result.outcome is Outcome.DUPLICATE:
                 return []
-            await repo.save(conn, stored, result.state, result.data)
+        working.put(event.order_id, result.state, result.data, now)
         return [
             OutboxMessage.of(c.message, message_id=c.message_id, causation_id=envelope.message_id)
             for c in result.commands

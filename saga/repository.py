@@ -32,7 +32,8 @@ class StoredSaga:
     updated_at: datetime | None = None
 
 
-def _stored(row: Row[tuple[object, ...]]) -> StoredSaga:
+def stored(row: Row[tuple[object, ...]]) -> StoredSaga:
+    """A saga row as the handlers see it."""
     return StoredSaga(
         id=row.id,
         state=SagaState(row.state),
@@ -46,7 +47,7 @@ def _stored(row: Row[tuple[object, ...]]) -> StoredSaga:
 async def load(conn: AsyncConnection, saga_id: uuid.UUID) -> StoredSaga | None:
     """The saga, or None when no CheckoutStarted created it yet."""
     row = (await conn.execute(select(sagas).where(sagas.c.id == saga_id))).first()
-    return _stored(row) if row is not None else None
+    return stored(row) if row is not None else None
 
 
 async def create(
@@ -104,7 +105,7 @@ async def claim_due(
     rows = await conn.execute(
         stmt.order_by(sagas.c.payment_deadline).limit(limit).with_for_update(skip_locked=True)
     )
-    return [_stored(r) for r in rows]
+    return [stored(r) for r in rows]
 
 
 def _gate(released: Sequence[Sequence[datetime | None]]) -> ColumnElement[bool]:
@@ -132,4 +133,4 @@ async def list_sagas(
     stmt = select(sagas).order_by(sagas.c.created_at.desc()).limit(limit)
     if state is not None:
         stmt = stmt.where(sagas.c.state == state)
-    return [_stored(r) for r in await conn.execute(stmt)]
+    return [stored(r) for r in await conn.execute(stmt)]
