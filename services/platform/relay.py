@@ -1,7 +1,8 @@
-"""Outbox relay: publishes unsent rows per lane in insertion order, then marks them sent.
+"""Outbox relay: publishes unsent rows in insertion order per lane, then marks them sent.
 
 Several relays may run at once: a lane is served by whoever holds its advisory lock,
-so every key (which lives in one lane) is published by one relay at a time, in order.
+so every key (which lives in one lane) is published by one relay at a time, in order. One
+transaction serves every lane of a schema that this relay can lock, whatever the batch holds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy import MetaData, Table, bindparam, delete, func, select, text, update
+from sqlalchemy import (
+    MetaData,
+    Select,
+    SmallInteger,
+    Table,
+    TextClause,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -48,12 +62,37 @@ class RelayStats:
     lanes_busy: int = 0
 
 
+_LOCK_LANES = text(
+    "SELECT lane FROM unnest(CAST(:lanes AS int[])) AS lane "
+    "WHERE pg_try_advisory_xact_lock(:key, lane)"
+)
+
+
 @dataclass
 class _Schema:
     name: str
     outbox: Table
     inbox: Table
     lock_key: int
+    due: Select[Any] = field(init=False)
+    mark_sent: TextClause = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Built once: the relay runs these for every batch.
+        table = self.outbox
+        self.due = (
+            select(table.c.id, table.c.topic, table.c.message_key, table.c.payload, table.c.headers)
+            .where(
+                table.c.lane == any_(bindparam("lanes", type_=ARRAY(SmallInteger))),
+                table.c.sent_at.is_(None),
+                table.c.available_at <= func.now(),
+            )
+            .order_by(table.c.id)
+            .limit(bindparam("limit"))
+        )
+        self.mark_sent = text(
+            f"UPDATE {self.name}.outbox SET sent_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
+        )
 
 
 def _lock_key(schema: str) -> int:
@@ -81,9 +120,6 @@ class Relay:
         }
         self._dirty: set[tuple[str, int]] = set()
         self._wake = asyncio.Event()
-        # Lanes are drained concurrently, but on a few connections: the consumers of the same
-        # process share the pool and must not wait behind a relay pass.
-        self._slots = asyncio.Semaphore(4)
         self._listening: bool | None = None  # None until the first attempt
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -139,51 +175,45 @@ class Relay:
         return await self._drain_lanes(self._all_lanes())
 
     async def _drain_lanes(self, pairs: set[tuple[str, int]]) -> int:
+        by_schema: dict[str, list[int]] = {}
+        for schema, lane in sorted(pairs):
+            by_schema.setdefault(schema, []).append(lane)
         results = await asyncio.gather(
-            *(self._drain_lane(s, lane) for s, lane in sorted(pairs)), return_exceptions=True
+            *(self._drain_schema(s, lanes) for s, lanes in by_schema.items()),
+            return_exceptions=True,
         )
-        # Fail only once every lane has finished: a retry must not overlap a lane this relay is
-        # still draining (it would find the lane locked, skip it, and lose that task's error).
+        # Fail only once every schema has finished: a retry must not overlap a pass this relay
+        # is still running (it would find the lanes locked, skip them, and lose that error).
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return sum(r for r in results if isinstance(r, int))
 
-    async def _drain_lane(self, schema: str, lane: int) -> int:
-        async with self._slots:
-            return await self._drain_lane_now(schema, lane)
-
-    async def _drain_lane_now(self, schema: str, lane: int) -> int:
+    async def _drain_schema(self, schema: str, lanes: list[int]) -> int:
+        """Batches over the schema's lanes until a short one: one transaction per batch."""
         total = 0
         while True:
             async with self.engine.begin() as conn:
-                sent = await self._publish_batch(conn, self._schemas[schema], lane)
-            if sent is None:
-                return total
+                sent = await self._publish_batch(conn, self._schemas[schema], lanes)
             total += sent
             if sent < self.settings.batch_size:
                 return total
 
-    async def _publish_batch(self, conn: AsyncConnection, schema: _Schema, lane: int) -> int | None:
-        """One batch under the lane lock; None when another relay holds the lane."""
-        locked = await conn.scalar(select(func.pg_try_advisory_xact_lock(schema.lock_key, lane)))
-        if not locked:
-            self.stats.lanes_busy += 1
-            return None
-        table = schema.outbox
+    async def _publish_batch(self, conn: AsyncConnection, schema: _Schema, lanes: list[int]) -> int:
+        """One batch over the lanes this relay can lock; lanes another relay holds are skipped.
+
+        Four round trips whatever the batch holds: lock the lanes, read their due rows in id
+        order, mark them sent (after the broker acknowledged every one), commit.
+        """
+        held = [
+            row[0]
+            for row in await conn.execute(_LOCK_LANES, {"key": schema.lock_key, "lanes": lanes})
+        ]
+        self.stats.lanes_busy += len(lanes) - len(held)
+        if not held:
+            return 0
         rows = (
-            await conn.execute(
-                select(
-                    table.c.id, table.c.topic, table.c.message_key, table.c.payload, table.c.headers
-                )
-                .where(
-                    table.c.lane == lane,
-                    table.c.sent_at.is_(None),
-                    table.c.available_at <= func.now(),
-                )
-                .order_by(table.c.id)
-                .limit(self.settings.batch_size)
-            )
+            await conn.execute(schema.due, {"lanes": held, "limit": self.settings.batch_size})
         ).all()
         if not rows:
             return 0
@@ -198,12 +228,7 @@ class Relay:
             for row in rows
         ]
         await asyncio.gather(*futures)
-        await conn.execute(
-            update(table)
-            .where(table.c.id.in_(bindparam("ids", expanding=True)))
-            .values(sent_at=func.now()),
-            {"ids": [row.id for row in rows]},
-        )
+        await conn.execute(schema.mark_sent, {"ids": [row.id for row in rows]})
         self.stats.published += len(rows)
         self.stats.batches += 1
         return len(rows)
