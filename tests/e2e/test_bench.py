@@ -1,0 +1,82 @@
+"""`checkout-saga bench` end to end: embedded servers, services as processes, a complete report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import clean_environ
+
+pytestmark = pytest.mark.e2e
+
+ORDERS = 30
+SPAWNED = ("saga-1", "inventory-1", "orders-1", "cart-1", "payments-1", "relay-1")
+
+
+def test_bench_reports_every_figure_of_a_clean_run(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    # No CHECKOUT_* variables and a working directory without a dev stack's state file: the
+    # bench starts its own embedded PostgreSQL and Tansu and spawns the services.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "bench",
+            "--orders",
+            str(ORDERS),
+            "--concurrency",
+            "10",
+            "--json-out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=clean_environ(),
+        capture_output=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-6000:]
+    report = json.loads(out.read_text())
+    assert json.loads(done.stdout) == report, "stdout carries the same JSON report, nothing else"
+    _assert_outcomes(report)
+    _assert_costs(report)
+
+
+def _assert_outcomes(report: dict[str, object]) -> None:
+    outcomes = report["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert report["ok"] is True
+    assert outcomes["driven"] == outcomes["finished"] == ORDERS
+    assert outcomes["every_saga_final"] is True
+    assert outcomes["stock_conserved"] is True
+    assert outcomes["confirmed"] + sum(outcomes["failed_by_reason"].values()) == ORDERS
+    assert report["stack"] == "owned"
+    assert report["mode"] == "closed"
+
+
+def _assert_costs(report: dict[str, object]) -> None:
+    assert isinstance(report["sagas_per_s"], float)
+    assert report["sagas_per_s"] > 0
+    latency = report["latency_ms"]
+    assert isinstance(latency, dict)
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    # Every saga is at least: checkout, order created, reserve, reserved, payment requested,
+    # answer, confirm or fail, final order event; each a message handled in a transaction.
+    assert report["kafka_records_per_saga"] >= 8  # type: ignore[operator]
+    assert report["db_commits_per_saga"] >= 8  # type: ignore[operator]
+    assert report["db_row_writes_per_saga"] >= 8  # type: ignore[operator]
+    cpu = report["cpu_s_per_saga"]
+    assert isinstance(cpu, dict)
+    assert all(cpu[name] > 0 for name in ("services", "postgres", "broker", "bench"))
+    rss = report["peak_rss_mb"]
+    assert isinstance(rss, dict)
+    assert all(rss[name] > 0 for name in (*SPAWNED, "postgres", "broker", "bench"))
+    assert report["raw_commits_per_s"] > 0  # type: ignore[operator]
+    ratios = report["ratios_to_raw_commits"]
+    assert isinstance(ratios, dict)
+    assert ratios["raw_commits_per_saga"] > 0
