@@ -45,7 +45,7 @@ def create_service(settings: Settings) -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
         mailbox=box,
-        subscriptions=tuple(Subscription(cls, handler) for cls in CONSUMES),
+        subscriptions=tuple(Subscription(cls, handler, hooks=handler) for cls in CONSUMES),
         publishes=(
             ReserveStockForOrder,
             PaymentRequested,

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import ALL_MESSAGES, Envelope, Message
 from contracts.topics import all_topics, topic_for
 from services.platform.broker import group_id, make_broker, producer_kwargs, subscribe
-from services.platform.consumer import Consumer
+from services.platform.consumer import Consumer, Route
 from services.platform.db import connect_args, create_engine
 from services.platform.relay import Relay
 from services.platform.service import ServiceSpec
@@ -114,7 +114,10 @@ class Runtime:
                     self.broker,
                     self.settings.kafka,
                     consumer,
-                    {sub.message_cls: sub.handler for sub in spec.subscriptions},
+                    {
+                        sub.message_cls: Route(sub.message_cls.message_type, sub.handler, sub.hooks)
+                        for sub in spec.subscriptions
+                    },
                 )
         # The wire is the public API: document every message type, whoever publishes it
         # (CheckoutStarted comes from upstream services or the cart API).

@@ -18,13 +18,14 @@ NAME = "inventory"
 
 def create_service(settings: Settings) -> ServiceSpec:
     """The inventory service bound to its schema."""
+    locks = handlers.LockStockFirst()
     return ServiceSpec(
         name=NAME,
         mailbox=mailbox(tables.SCHEMA, tables.outbox, tables.inbox, settings.relay.lanes),
         subscriptions=(
-            Subscription(ReserveStockForOrder, handlers.reserve_stock),
-            Subscription(DeductStock, handlers.deduct_stock),
-            Subscription(ReleaseStockReservations, handlers.release_stock_reservations),
+            Subscription(ReserveStockForOrder, handlers.reserve_stock, locks),
+            Subscription(DeductStock, handlers.deduct_stock, locks),
+            Subscription(ReleaseStockReservations, handlers.release_stock_reservations, locks),
         ),
         publishes=(StockReservationCompleted, StockReservationFailed),
     )

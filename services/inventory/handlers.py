@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -27,6 +28,35 @@ from services.platform.consumer import RejectedMessageError
 from services.platform.outbox import OutboxMessage, reply
 
 log = logging.getLogger("checkout_saga.inventory")
+
+
+class LockStockFirst:
+    """Batch hooks: lock every product a batch touches, in sku order, before any step runs.
+
+    One order's rows are locked in sku order by its step; a batch of several orders would take
+    them in order per order only, and two batches could deadlock. Locked up front, the steps
+    find every lock already held.
+    """
+
+    async def before_batch(self, conn: AsyncConnection, batch: Sequence[Decoded]) -> None:
+        """Lock the products of every reservation and settlement in the batch."""
+        skus = {
+            item.sku
+            for d in batch
+            if isinstance(d.message, ReserveStockForOrder)
+            for item in d.message.items
+        }
+        settling = [
+            d.message.order_id
+            for d in batch
+            if isinstance(d.message, DeductStock | ReleaseStockReservations)
+        ]
+        skus |= await repo.skus_of_orders(conn, settling)
+        if skus:
+            await repo.lock_available(conn, sorted(skus))
+
+    async def after_batch(self, conn: AsyncConnection) -> None:
+        """Nothing to write back: each step wrote its own rows."""
 
 
 async def reserve_stock(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMessage]:

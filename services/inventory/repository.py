@@ -29,6 +29,16 @@ async def lock_available(conn: AsyncConnection, skus: Sequence[str]) -> dict[str
     return {row.sku: row.available for row in rows}
 
 
+async def skus_of_orders(conn: AsyncConnection, order_ids: Sequence[uuid.UUID]) -> set[str]:
+    """The products the orders' reservations are on."""
+    if not order_ids:
+        return set()
+    rows = await conn.execute(
+        select(reservations.c.sku).distinct().where(reservations.c.order_id.in_(order_ids))
+    )
+    return {row.sku for row in rows}
+
+
 async def hold(conn: AsyncConnection, order_id: uuid.UUID, held: Sequence[Reservation]) -> None:
     """Move stock from available to reserved and write the reservation rows."""
     for r in held:

@@ -15,7 +15,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from contracts import Message
 from contracts.topics import topic_for
-from services.platform.consumer import Consumer, Delivery, Handler, Route
+from services.platform.consumer import Consumer, Delivery, Route
 from services.platform.settings import KafkaSettings
 
 
@@ -112,7 +112,7 @@ def subscribe(
     broker: KafkaBroker,
     kafka: KafkaSettings,
     consumer: Consumer,
-    routes: Mapping[type[Message], Handler],
+    routes: Mapping[type[Message], Route],
 ) -> None:
     """One batch consumer for all of a service's topics; offsets committed after the database.
 
@@ -123,7 +123,7 @@ def subscribe(
     committed, and nacked (every partition rewound to its first record) when some record must
     come back later: the inbox recognises the ones that did commit.
     """
-    by_topic = {topic_for(cls): Route(cls.message_type, handle) for cls, handle in routes.items()}
+    by_topic = {topic_for(cls): route for cls, route in routes.items()}
 
     async def on_batch(msg: KafkaMessage) -> None:
         batch = _records(msg.raw_message)

@@ -73,6 +73,7 @@ class Route:
 
     message_type: str
     handler: Handler
+    hooks: BatchHooks | None = None
 
 
 @dataclass(slots=True)
@@ -105,9 +106,15 @@ class Consumer:
         self.telemetry = telemetry or Telemetry()
         self._claim = inbox.claim_statement(mailbox.inbox)
 
-    async def process(self, delivery: Delivery, expected_type: str, handler: Handler) -> Outcome:
+    async def process(
+        self,
+        delivery: Delivery,
+        expected_type: str,
+        handler: Handler,
+        hooks: BatchHooks | None = None,
+    ) -> Outcome:
         """Handle one delivery: the batch path with a batch of one."""
-        (outcome,) = await self.process_batch([(delivery, Route(expected_type, handler))])
+        (outcome,) = await self.process_batch([(delivery, Route(expected_type, handler, hooks))])
         return outcome
 
     async def process_batch(self, batch: Sequence[tuple[Delivery, Route]]) -> list[Outcome]:
@@ -145,10 +152,12 @@ class Consumer:
             try:
                 await self._transaction(items)
             except Exception as exc:
-                # A conflict is worth one fresh read of the whole slot; anything else (a poison
-                # record, a saga not created yet) is isolated by handling the records one by one.
-                if type(exc) is ConflictError and attempt == 1:
+                # A version conflict or a deadlock is worth one more try of the whole slot from a
+                # fresh read; anything else (a poison record, a saga not created yet) is isolated
+                # by handling the records one by one.
+                if _worth_retrying_whole(exc) and attempt == 1:
                     self._count_retry(exc, "batch")
+                    await asyncio.sleep(self._backoff(attempt))
                     continue
                 log.debug("batch of %d failed (%r); one by one", len(items), exc)
                 return False
@@ -316,13 +325,19 @@ class Consumer:
         )
 
 
+def _worth_retrying_whole(exc: Exception) -> bool:
+    # ConflictError subclasses mean "not yet" (e.g. a saga not created), which one record at a
+    # time handles better: its neighbours need not wait for it.
+    return is_transient(exc) and (type(exc) is ConflictError or not isinstance(exc, ConflictError))
+
+
 def _hooks(items: list[_Item]) -> list[tuple[BatchHooks, list[Decoded]]]:
     """The batch-aware handlers among the items' routes, each with its records in order."""
     found: dict[int, tuple[BatchHooks, list[Decoded]]] = {}
     for item in items:
-        handler = item.route.handler
-        if isinstance(handler, BatchHooks) and item.decoded is not None:
-            found.setdefault(id(handler), (handler, []))[1].append(item.decoded)
+        hooks = item.route.hooks
+        if hooks is not None and item.decoded is not None:
+            found.setdefault(id(hooks), (hooks, []))[1].append(item.decoded)
     return list(found.values())
 
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -66,7 +66,6 @@ class Mailbox:
 Handler = Callable[[AsyncConnection, Decoded], Awaitable[Sequence[OutboxMessage]]]
 
 
-@runtime_checkable
 class BatchHooks(Protocol):
     """A handler that reads every row a batch touches at once and writes them back at once.
 

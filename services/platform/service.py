@@ -10,7 +10,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import Message
-from services.platform.consumer import Handler, Mailbox
+from services.platform.consumer import BatchHooks, Handler, Mailbox
 
 BackgroundLoop = Callable[[AsyncEngine, asyncio.Event], Awaitable[None]]
 """A loop that runs until the event is set (e.g. the saga's payment-timeout poller)."""
@@ -22,6 +22,8 @@ class Subscription:
 
     message_cls: type[Message]
     handler: Handler
+    hooks: BatchHooks | None = None
+    """Called around each batch's steps (e.g. to read every row the batch touches at once)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import DEAD_LETTER_TOPIC, TOPICS, Message
 from contracts.codec import Decoded, decode, encode, headers_for
 from services.platform.consumer import Consumer, Delivery, Handler, Outcome
-from services.platform.service import ServiceSpec
+from services.platform.service import ServiceSpec, Subscription
 from services.platform.settings import Settings
 from services.runtime import Runtime
 from tests.support.builders import delivery, envelope
@@ -56,12 +56,16 @@ class ServiceDriver:
         """A driver of the service described by spec."""
         return cls(engine, spec, Consumer(engine, spec.mailbox, spec.name, settings.consumer))
 
-    def handler(self, message_type: str) -> Handler:
-        """The use case the service subscribed for this message type."""
+    def subscription(self, message_type: str) -> Subscription:
+        """What the service subscribed for this message type (use case and batch hooks)."""
         for sub in self.spec.subscriptions:
             if sub.message_cls.message_type == message_type:
-                return sub.handler
+                return sub
         raise LookupError(f"{self.spec.name} does not consume {message_type}")
+
+    def handler(self, message_type: str) -> Handler:
+        """The use case the service subscribed for this message type."""
+        return self.subscription(message_type).handler
 
     async def send(self, message: Message, message_id: uuid.UUID | None = None) -> Outcome:
         """Deliver a message on its own topic."""
@@ -69,7 +73,8 @@ class ServiceDriver:
 
     async def deliver(self, record: Delivery, expected_type: str) -> Outcome:
         """Deliver a record on the topic of expected_type, as the broker binding would."""
-        return await self.consumer.process(record, expected_type, self.handler(expected_type))
+        sub = self.subscription(expected_type)
+        return await self.consumer.process(record, expected_type, sub.handler, sub.hooks)
 
     async def outbox(self, key: uuid.UUID | str) -> list[OutboxRow]:
         """Every outbox row under this key (order id), in insertion order."""
