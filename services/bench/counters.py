@@ -7,7 +7,6 @@ processes stopped, or after a settle wait when the stack is not ours.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,16 +114,3 @@ async def unsent_outbox_rows(engine: AsyncEngine) -> int:
             )
             total += int(count or 0)
     return total
-
-
-async def wait_outbox_drained(engine: AsyncEngine, timeout_s: float, quiet_polls: int = 3) -> bool:
-    """Until every outbox shows no due unsent row on `quiet_polls` polls in a row (0.5 s apart)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    quiet = 0
-    while quiet < quiet_polls:
-        quiet = quiet + 1 if await unsent_outbox_rows(engine) == 0 else 0
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.5)
-    return True

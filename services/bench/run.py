@@ -29,6 +29,7 @@ from services.bench.driver import (
 from services.bench.fleet import code_root
 from services.bench.probes import Probes, find_groups
 from services.bench.report import Measured, tally
+from services.bench.settle import wait_quiet
 from services.bench.stack import Payer, Stack
 from services.bench.stats import Outcomes
 from services.bench.wire import Watcher, new_producer, true_end_offsets
@@ -37,7 +38,7 @@ from services.platform.db import create_engine
 from services.platform.topics import ensure_topics
 
 READY_TIMEOUT_S = 180.0
-DRAIN_TIMEOUT_S = 15.0
+DRAIN_TIMEOUT_S = 60.0
 STATS_SETTLE_S = 11.0
 """A running stack's idle backends publish their statistics within 10 s (PostgreSQL 15+)."""
 
@@ -169,8 +170,10 @@ class BenchRun:
 
     async def _settle(self, probes: Probes) -> None:
         """Let the relays publish what the last sagas left, end the CPU interval, stop or wait."""
-        if not await counters.wait_outbox_drained(self.engine, DRAIN_TIMEOUT_S):
-            self.stack.notes.append(f"outboxes not drained within {DRAIN_TIMEOUT_S:g} s")
+        if not await wait_quiet(self.engine, self.stack.settings, DRAIN_TIMEOUT_S):
+            self.stack.notes.append(
+                f"outboxes not drained or consumers not caught up within {DRAIN_TIMEOUT_S:g} s"
+            )
         probes.mark_end()
         fleet = self.stack.fleet
         if fleet is not None:
