@@ -15,11 +15,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import CheckoutStarted
 from services.cart.tables import order_status
+from services.platform import sql
 
 
 class OrderProgress(StrEnum):
@@ -45,6 +46,13 @@ _EARLIER: dict[OrderProgress, tuple[OrderProgress, ...]] = {
     OrderProgress.CONFIRMED: (OrderProgress.PENDING, OrderProgress.CREATED),
     OrderProgress.FAILED: (OrderProgress.PENDING, OrderProgress.CREATED),
 }
+
+
+# A hot-path statement (services.platform.sql): constant SQL, prepared once per connection.
+_ADVANCE = (
+    "UPDATE cart.order_status SET status = $2, failure_reason = $3, updated_at = now() "
+    "WHERE order_id = $1 AND status = ANY($4::text[])"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +96,8 @@ async def advance(
     conn: AsyncConnection, order_id: uuid.UUID, to: OrderProgress, reason: str | None = None
 ) -> bool:
     """Move an order forward; False when it is unknown here or already as far (or final)."""
-    result = await conn.execute(
-        update(order_status)
-        .where(order_status.c.order_id == order_id, order_status.c.status.in_(_EARLIER[to]))
-        .values(status=to, failure_reason=reason, updated_at=func.now())
-    )
-    return result.rowcount == 1
+    earlier = [p.value for p in _EARLIER[to]]
+    return await sql.execute(conn, _ADVANCE, order_id, to.value, reason, earlier) == 1
 
 
 async def find(conn: AsyncConnection, order_id: uuid.UUID, buyer_id: str) -> OrderView | None:

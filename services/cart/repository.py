@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import LineItem
 from services.cart.domain import Cart, CartStatus
 from services.cart.tables import cart_items, carts, clearances
+from services.platform import sql
+
+# Hot-path statements (services.platform.sql): constant SQL, prepared once per connection.
+_CART_COLUMNS = "SELECT cart_id, buyer_id, status, currency, order_id FROM cart.carts "
+_CART_BY_ID = _CART_COLUMNS + "WHERE cart_id = $1 FOR UPDATE"
+_CART_BY_ORDER = _CART_COLUMNS + "WHERE order_id = $1 FOR UPDATE"
+_BUYERS_NEWEST_CART = (
+    _CART_COLUMNS + "WHERE buyer_id = $1 AND status = 'checked_out' AND order_id IS NULL "
+    "ORDER BY updated_at DESC, cart_id LIMIT 1 FOR UPDATE"
+)
+_CART_LINES = (
+    "SELECT sku, quantity, unit_price FROM cart.cart_items WHERE cart_id = $1 ORDER BY sku"
+)
+_CLAIM_CLEARANCE = (
+    "INSERT INTO cart.clearances (order_id, cart_id, items_removed) VALUES ($1, NULL, 0) "
+    "ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+)
 
 
 async def create_cart(
@@ -71,24 +87,28 @@ async def find_cart_for_order(
     The buyer's fallback is their newest checked-out cart not tied to another order, for
     upstreams that check out a cart without telling us its id.
     """
-    lookups = [] if cart_id is None else [carts.c.cart_id == cart_id]
-    lookups.append(carts.c.order_id == order_id)
-    for where in lookups:
-        cart = await _load(conn, select(carts).where(where).with_for_update())
-        if cart is not None:
-            return cart
-    newest = (
-        select(carts)
-        .where(
-            carts.c.buyer_id == buyer_id,
-            carts.c.status == CartStatus.CHECKED_OUT,
-            carts.c.order_id.is_(None),
-        )
-        .order_by(carts.c.updated_at.desc(), carts.c.cart_id)
-        .limit(1)
-        .with_for_update()
+    lookups: list[tuple[str, object]] = [] if cart_id is None else [(_CART_BY_ID, cart_id)]
+    lookups += [(_CART_BY_ORDER, order_id), (_BUYERS_NEWEST_CART, buyer_id)]
+    for statement, key in lookups:
+        row = await sql.fetchrow(conn, statement, key)
+        if row is not None:
+            lines = await sql.fetch(conn, _CART_LINES, row["cart_id"])
+            return _cart(row, lines)
+    return None
+
+
+def _cart(row: Mapping[str, Any], lines: Sequence[Mapping[Any, Any]]) -> Cart:
+    return Cart(
+        cart_id=row["cart_id"],
+        buyer_id=row["buyer_id"],
+        status=CartStatus(row["status"]),
+        currency=row["currency"],
+        order_id=row["order_id"],
+        items=tuple(
+            LineItem(sku=r["sku"], quantity=r["quantity"], unit_price=r["unit_price"])
+            for r in lines
+        ),
     )
-    return await _load(conn, newest)
 
 
 async def _load(conn: AsyncConnection, stmt: Select[Any]) -> Cart | None:
@@ -100,16 +120,7 @@ async def _load(conn: AsyncConnection, stmt: Select[Any]) -> Cart | None:
         .where(cart_items.c.cart_id == row.cart_id)
         .order_by(cart_items.c.sku)
     )
-    return Cart(
-        cart_id=row.cart_id,
-        buyer_id=row.buyer_id,
-        status=CartStatus(row.status),
-        currency=row.currency,
-        order_id=row.order_id,
-        items=tuple(
-            LineItem(sku=r.sku, quantity=r.quantity, unit_price=r.unit_price) for r in lines
-        ),
-    )
+    return _cart(row._mapping, [r._mapping for r in lines])
 
 
 async def empty_cart(conn: AsyncConnection, cart_id: uuid.UUID) -> int:
@@ -129,13 +140,7 @@ async def claim_clearance(conn: AsyncConnection, order_id: uuid.UUID) -> bool:
     A concurrent claim for the same order waits on the primary key until the first commits,
     so one order clears a cart at most once even under different message ids.
     """
-    stmt = (
-        pg_insert(clearances)
-        .values(order_id=order_id, cart_id=None, items_removed=0)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(clearances.c.order_id)
-    )
-    return (await conn.execute(stmt)).first() is not None
+    return await sql.fetchrow(conn, _CLAIM_CLEARANCE, order_id) is not None
 
 
 async def record_clearance(

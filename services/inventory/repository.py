@@ -2,16 +2,62 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import Reservation, StockShortage
 from services.inventory.domain import ReservationStatus
-from services.inventory.tables import products, reservation_outcomes, reservations
+from services.inventory.tables import products
+from services.platform import sql
+
+# Hot-path statements (services.platform.sql): constant SQL, prepared once per connection.
+_LOCK_PRODUCTS = (
+    "SELECT sku, available FROM inventory.products WHERE sku = ANY($1::text[]) "
+    "ORDER BY sku FOR UPDATE"
+)
+_SKUS_OF_ORDERS = "SELECT DISTINCT sku FROM inventory.reservations WHERE order_id = ANY($1::uuid[])"
+_HOLD = (
+    "UPDATE inventory.products AS p SET available = p.available - u.q, "
+    "reserved = p.reserved + u.q, updated_at = now() "
+    "FROM unnest($1::text[], $2::int[]) AS u(sku, q) "
+    "WHERE p.sku = u.sku AND p.available >= u.q RETURNING p.sku"
+)
+_INSERT_RESERVATIONS = (
+    "INSERT INTO inventory.reservations (reservation_id, order_id, sku, quantity, status) "
+    "SELECT r, $2, s, q, $5 FROM unnest($1::uuid[], $3::text[], $4::int[]) AS u(r, s, q)"
+)
+_RECORD_OUTCOME = (
+    "INSERT INTO inventory.reservation_outcomes (order_id, succeeded, reason, shortages) "
+    "VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (order_id) DO NOTHING"
+)
+_OUTCOME = (
+    "SELECT succeeded, reason, shortages::text AS shortages "
+    "FROM inventory.reservation_outcomes WHERE order_id = $1"
+)
+_RESERVATIONS = (
+    "SELECT reservation_id, sku, quantity, status FROM inventory.reservations "
+    "WHERE order_id = $1 ORDER BY sku"
+)
+_RESERVATIONS_LOCKED = _RESERVATIONS + " FOR UPDATE"
+_DEDUCT = (
+    "UPDATE inventory.products AS p SET reserved = p.reserved - u.q, "
+    "deducted = p.deducted + u.q, updated_at = now() "
+    "FROM unnest($1::text[], $2::int[]) AS u(sku, q) WHERE p.sku = u.sku"
+)
+_RELEASE = (
+    "UPDATE inventory.products AS p SET reserved = p.reserved - u.q, "
+    "available = p.available + u.q, updated_at = now() "
+    "FROM unnest($1::text[], $2::int[]) AS u(sku, q) WHERE p.sku = u.sku"
+)
+_SETTLE_RESERVATIONS = (
+    "UPDATE inventory.reservations SET status = $2, updated_at = now() "
+    "WHERE reservation_id = ANY($1::uuid[]) AND status = 'held'"
+)
 
 
 class StockInvariantError(RuntimeError):
@@ -20,52 +66,43 @@ class StockInvariantError(RuntimeError):
 
 async def lock_available(conn: AsyncConnection, skus: Sequence[str]) -> dict[str, int]:
     """Lock the products' rows in sku order (so concurrent reservations never deadlock)."""
-    rows = await conn.execute(
-        select(products.c.sku, products.c.available)
-        .where(products.c.sku.in_(sorted(skus)))
-        .order_by(products.c.sku)
-        .with_for_update()
-    )
-    return {row.sku: row.available for row in rows}
+    rows = await sql.fetch(conn, _LOCK_PRODUCTS, sorted(set(skus)))
+    return {row["sku"]: row["available"] for row in rows}
 
 
 async def skus_of_orders(conn: AsyncConnection, order_ids: Sequence[uuid.UUID]) -> set[str]:
     """The products the orders' reservations are on."""
     if not order_ids:
         return set()
-    rows = await conn.execute(
-        select(reservations.c.sku).distinct().where(reservations.c.order_id.in_(order_ids))
-    )
-    return {row.sku for row in rows}
+    return {row["sku"] for row in await sql.fetch(conn, _SKUS_OF_ORDERS, list(order_ids))}
 
 
 async def hold(conn: AsyncConnection, order_id: uuid.UUID, held: Sequence[Reservation]) -> None:
     """Move stock from available to reserved and write the reservation rows."""
-    for r in held:
-        result = await conn.execute(
-            update(products)
-            .where(and_(products.c.sku == r.sku, products.c.available >= r.quantity))
-            .values(
-                available=products.c.available - r.quantity,
-                reserved=products.c.reserved + r.quantity,
-                updated_at=func.now(),
-            )
+    skus, quantities = _per_sku(held)
+    moved = await sql.fetch(conn, _HOLD, skus, quantities)
+    if len(moved) != len(skus):
+        raise StockInvariantError(
+            f"stock of {sorted(set(skus) - {r['sku'] for r in moved})} changed under its row lock"
         )
-        if result.rowcount != 1:
-            raise StockInvariantError(f"stock of {r.sku} changed under its row lock")
-    await conn.execute(
-        reservations.insert(),
-        [
-            {
-                "reservation_id": r.reservation_id,
-                "order_id": order_id,
-                "sku": r.sku,
-                "quantity": r.quantity,
-                "status": ReservationStatus.HELD,
-            }
-            for r in held
-        ],
+    await sql.execute(
+        conn,
+        _INSERT_RESERVATIONS,
+        [r.reservation_id for r in held],
+        order_id,
+        [r.sku for r in held],
+        [r.quantity for r in held],
+        ReservationStatus.HELD.value,
     )
+
+
+def _per_sku(reservations_: Sequence[Reservation]) -> tuple[list[str], list[int]]:
+    """Quantities summed per product, in sku order (one counter update per product)."""
+    totals: dict[str, int] = {}
+    for r in reservations_:
+        totals[r.sku] = totals.get(r.sku, 0) + r.quantity
+    ordered = sorted(totals)
+    return ordered, [totals[sku] for sku in ordered]
 
 
 async def record_outcome(
@@ -75,44 +112,30 @@ async def record_outcome(
     shortages: Sequence[StockShortage] = (),
 ) -> None:
     """Remember the first answer to reserving this order."""
-    await conn.execute(
-        pg_insert(reservation_outcomes)
-        .values(
-            order_id=order_id,
-            succeeded=reason is None,
-            reason=reason,
-            shortages=[s.model_dump(mode="json") for s in shortages],
-        )
-        .on_conflict_do_nothing(index_elements=["order_id"])
-    )
+    document = json.dumps([s.model_dump(mode="json") for s in shortages])
+    await sql.execute(conn, _RECORD_OUTCOME, order_id, reason is None, reason, document)
 
 
 async def outcome(
     conn: AsyncConnection, order_id: uuid.UUID
 ) -> tuple[bool, str | None, list[StockShortage]] | None:
     """The recorded answer for an order, or None when it was never reserved."""
-    row = (
-        await conn.execute(
-            select(reservation_outcomes).where(reservation_outcomes.c.order_id == order_id)
-        )
-    ).first()
+    row = await sql.fetchrow(conn, _OUTCOME, order_id)
     if row is None:
         return None
-    return row.succeeded, row.reason, [StockShortage.model_validate(s) for s in row.shortages]
+    shortages = [StockShortage.model_validate(s) for s in json.loads(row["shortages"])]
+    return row["succeeded"], row["reason"], shortages
 
 
 async def order_reservations(
     conn: AsyncConnection, order_id: uuid.UUID, *, lock: bool = False
 ) -> list[tuple[Reservation, ReservationStatus]]:
     """An order's reservations with their status, in sku order (locked when asked)."""
-    stmt = (
-        select(reservations).where(reservations.c.order_id == order_id).order_by(reservations.c.sku)
-    )
-    rows = await conn.execute(stmt.with_for_update() if lock else stmt)
+    rows = await sql.fetch(conn, _RESERVATIONS_LOCKED if lock else _RESERVATIONS, order_id)
     return [
         (
-            Reservation(reservation_id=r.reservation_id, sku=r.sku, quantity=r.quantity),
-            ReservationStatus(r.status),
+            Reservation(reservation_id=r["reservation_id"], sku=r["sku"], quantity=r["quantity"]),
+            ReservationStatus(r["status"]),
         )
         for r in rows
     ]
@@ -120,25 +143,12 @@ async def order_reservations(
 
 async def settle(conn: AsyncConnection, held: Sequence[Reservation], to: ReservationStatus) -> None:
     """Turn held reservations into deducted (sold) or released (back to available) stock."""
-    for r in sorted(held, key=lambda r: r.sku):
-        counters = (
-            {"deducted": products.c.deducted + r.quantity}
-            if to is ReservationStatus.DEDUCTED
-            else {"available": products.c.available + r.quantity}
-        )
-        await conn.execute(
-            update(products)
-            .where(products.c.sku == r.sku)
-            .values(reserved=products.c.reserved - r.quantity, updated_at=func.now(), **counters)
-        )
-        await conn.execute(
-            update(reservations)
-            .where(
-                reservations.c.reservation_id == r.reservation_id,
-                reservations.c.status == ReservationStatus.HELD,
-            )
-            .values(status=to, updated_at=func.now())
-        )
+    if not held:
+        return
+    skus, quantities = _per_sku(held)
+    counters = _DEDUCT if to is ReservationStatus.DEDUCTED else _RELEASE
+    await sql.execute(conn, counters, skus, quantities)
+    await sql.execute(conn, _SETTLE_RESERVATIONS, [r.reservation_id for r in held], to.value)
 
 
 async def set_stock(conn: AsyncConnection, sku: str, available: int) -> None:

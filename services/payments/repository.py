@@ -11,11 +11,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import RefundPayment
 from services.payments.domain import Payment, Verdict
 from services.payments.tables import payments, refunds
+from services.platform import sql
+
+# Hot-path statements (services.platform.sql): constant SQL, prepared once per connection.
+_PAYMENT_OF_ORDER = (
+    "SELECT order_id, payment_id, amount, currency, decision, reason "
+    "FROM payments.payments WHERE order_id = $1"
+)
+_RECORD_PAYMENT = (
+    "INSERT INTO payments.payments (order_id, payment_id, amount, currency, decision, reason) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
+)
 
 
 async def payment_of_order(conn: AsyncConnection, order_id: uuid.UUID) -> Payment | None:
     """The payment decided for an order, or None when it was never requested."""
-    return await _one(conn, select(payments).where(payments.c.order_id == order_id))
+    row = await sql.fetchrow(conn, _PAYMENT_OF_ORDER, order_id)
+    if row is None:
+        return None
+    return Payment(
+        order_id=row["order_id"],
+        payment_id=row["payment_id"],
+        amount=row["amount"],
+        currency=row["currency"],
+        verdict=Verdict(row["decision"]),
+        reason=row["reason"],
+    )
 
 
 async def payment_by_id(conn: AsyncConnection, payment_id: uuid.UUID) -> Payment | None:
@@ -43,20 +64,17 @@ async def record_payment(conn: AsyncConnection, payment: Payment) -> bool:
     A concurrent request for the same order waits on the primary key, then sees the
     first decision, so an order never gets two different answers.
     """
-    stmt = (
-        pg_insert(payments)
-        .values(
-            order_id=payment.order_id,
-            payment_id=payment.payment_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            decision=payment.verdict,
-            reason=payment.reason,
-        )
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(payments.c.order_id)
+    row = await sql.fetchrow(
+        conn,
+        _RECORD_PAYMENT,
+        payment.order_id,
+        payment.payment_id,
+        payment.amount,
+        payment.currency,
+        payment.verdict.value,
+        payment.reason,
     )
-    return (await conn.execute(stmt)).first() is not None
+    return row is not None
 
 
 async def record_refund(conn: AsyncConnection, refund: RefundPayment) -> bool:

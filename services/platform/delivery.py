@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -81,16 +82,23 @@ class BatchHooks(Protocol):
         """Write back what the steps changed (a version conflict raises ConflictError)."""
 
 
+_TRANSIENT_SQLSTATES = ("40001", "40P01", "08", "57P")
+"""Serialization failure, deadlock, connection exceptions, operator intervention (shutdown)."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying: lost connections, deadlocks, serialization and version conflicts."""
     if isinstance(exc, ConflictError | OperationalError | InterfaceError | OSError):
         return True
+    if isinstance(exc, asyncpg.InterfaceError):  # hot-path SQL runs on asyncpg directly
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc.sqlstate).startswith(_TRANSIENT_SQLSTATES)
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        # 40001 serialization failure, 40P01 deadlock, 08xxx connection, 57P0x shutdown.
-        return bool(sqlstate) and str(sqlstate).startswith(("40001", "40P01", "08", "57P"))
+        return bool(sqlstate) and str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
     return False
 
 
