@@ -1,0 +1,130 @@
+"""The batch consumer's pure parts: slots keep each partition whole and in order; batches flatten."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+from aiokafka.structs import ConsumerRecord
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts.codec import Decoded
+from services.inventory import tables
+from services.platform.broker import _records
+from services.platform.consumer import Consumer, Delivery, Mailbox, Route, _Item
+from services.platform.outbox import OutboxMessage
+from services.platform.settings import ConsumerSettings
+
+
+async def _never(conn: AsyncConnection, decoded: Decoded) -> Sequence[OutboxMessage]:
+    raise AssertionError("slot assignment runs no handler")
+
+
+ROUTE = Route("ReserveStockForOrder", _never)
+
+
+def _consumer(parallel: int) -> Consumer:
+    """A consumer that is never run: slot assignment needs no database."""
+    mailbox = Mailbox(tables.SCHEMA, tables.outbox, tables.inbox, lanes=1)
+    return Consumer(
+        cast(AsyncEngine, None), mailbox, "inventory", ConsumerSettings(parallel=parallel)
+    )
+
+
+def _items(partitions: Sequence[int]) -> list[_Item]:
+    """One record per entry, on that partition, offsets rising per partition in batch order."""
+    seen: dict[int, int] = {}
+    items = []
+    for p in partitions:
+        seen[p] = seen.get(p, -1) + 1
+        record = Delivery(b"", "topic", p, seen[p], key=None, headers={})
+        items.append(_Item(record, ROUTE))
+    return items
+
+
+def _position(item: _Item) -> tuple[int, int]:
+    return item.delivery.partition, item.delivery.offset
+
+
+def test_partitions_go_to_slots_by_partition_number() -> None:
+    items = _items([0, 1, 2, 3, 0, 5, 2, 1, 4, 0])
+
+    slots = _consumer(parallel=2)._slots(items)
+
+    # Which slot comes first does not matter; what each holds, in which order, does.
+    assert sorted([_position(i) for i in slot] for slot in slots) == [
+        [(0, 0), (2, 0), (0, 1), (2, 1), (4, 0), (0, 2)],
+        [(1, 0), (3, 0), (5, 0), (1, 1)],
+    ]
+
+
+def test_one_slot_keeps_the_whole_batch_in_order() -> None:
+    items = _items([3, 1, 3, 0, 1])
+
+    assert _consumer(parallel=1)._slots(items) == [items]
+
+
+@given(
+    partitions=st.lists(st.integers(min_value=0, max_value=11), max_size=60),
+    parallel=st.integers(min_value=1, max_value=8),
+)
+def test_each_partition_stays_whole_and_in_order_in_one_slot(
+    partitions: list[int], parallel: int
+) -> None:
+    items = _items(partitions)
+
+    slots = _consumer(parallel)._slots(items)
+
+    # Every record exactly once, none invented.
+    assert sorted(id(i) for slot in slots for i in slot) == sorted(id(i) for i in items)
+    assert all(slots)
+    assert len(slots) <= parallel
+    for slot in slots:
+        # A slot is one residue class, in batch order.
+        assert len({i.delivery.partition % parallel for i in slot}) == 1
+        assert [items.index(i) for i in slot] == sorted(items.index(i) for i in slot)
+    for p in set(partitions):
+        holding = [s for s in slots if any(i.delivery.partition == p for i in s)]
+        assert len(holding) == 1
+        assert [i.delivery.offset for i in holding[0] if i.delivery.partition == p] == list(
+            range(partitions.count(p))
+        )
+
+
+def _record(partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="t",
+        partition=partition,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=b"v",
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=1,
+        headers=[],
+    )
+
+
+def test_a_fetched_batch_is_its_records_in_order() -> None:
+    a, b, c = _record(0, 0), _record(0, 1), _record(1, 0)
+
+    assert _records((a, b, c)) == [a, b, c]
+
+
+def test_nested_batches_flatten_in_order() -> None:
+    a, b, c, d = _record(0, 0), _record(0, 1), _record(1, 0), _record(1, 1)
+    # FastStream's in-memory test broker nests each published record in a list of its own.
+    nested: Any = ([a], [b, [c]], (d,))
+
+    assert _records(nested) == [a, b, c, d]
+    assert _records([]) == []
+
+
+def test_a_lone_record_is_a_batch_of_one() -> None:
+    a = _record(2, 7)
+
+    assert _records(a) == [a]
