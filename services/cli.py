@@ -175,6 +175,12 @@ def bench(
             "open loop: after the last send), s.",
         ),
     ] = 600.0,
+    history: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Finished checkouts seeded into the database first (owned stack only)."
+        ),
+    ] = 0,
     json_out: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
     """Load benchmark, services in their own processes: sagas/s, latency, cost per saga (JSON).
@@ -191,7 +197,9 @@ def bench(
     if (rate is None) != (duration is None):
         raise typer.BadParameter("--rate and --duration go together (open loop)")
     payer = Payer(decline_rate, silent_rate, duplicate_rate, payment_timeout)
-    options = BenchOptions(orders, concurrency, rate, duration, seed, processes, payer, timeout)
+    options = BenchOptions(
+        orders, concurrency, rate, duration, seed, processes, payer, timeout, history=history
+    )
     raise typer.Exit(run_bench(options, json_out))
 
 

@@ -24,6 +24,10 @@ def run_bench(options: BenchOptions, json_out: Path | None) -> int:
     """Run the bench; print the JSON report (and write it to json_out); 1 when a check failed."""
     quiet_client_logs()
     configured = running_stack()
+    if configured is not None and options.history:
+        # Seeding writes tens of thousands of rows: never into a database the bench did not make.
+        _log("--history needs a stack the bench starts itself; stop the running one or unset it")
+        return 2
     with scratch_dir() as scratch:
         if configured is not None:
             _log(f"driving the running stack at {configured.kafka.bootstrap_servers}")

@@ -1,4 +1,4 @@
-"""Which processes the bench measures, and their CPU and peak memory over the drive.
+"""Which processes the bench measures, and their CPU and memory (peak, readings) over the drive.
 
 Owned stack: the spawned service and relay processes, the embedded PostgreSQL postmaster and
 Tansu. A running stack: whatever can be found on this machine (the postmaster of the bench's own
@@ -65,7 +65,7 @@ def _broker_pid(stack: Stack) -> int | None:
 
 
 class Probes:
-    """CPU readings at the start and end of the drive, and peak RSS sampled in between."""
+    """CPU readings at the start and end of the drive, and RSS sampled in between."""
 
     def __init__(self, groups: ProcessGroups) -> None:
         self.groups = groups
@@ -78,7 +78,7 @@ class Probes:
             named["postgres"] = groups.postgres
         if groups.broker is not None:
             named["broker"] = groups.broker
-        self.sampler = RssSampler(named, trees=("postgres", "broker"))
+        self.sampler = RssSampler(named, trees=("postgres", "broker"), private=("postgres",))
 
     def cpu_now(self) -> dict[str, float]:
         """CPU seconds so far: services (flat), postgres and broker trees, the bench alone."""
@@ -100,8 +100,9 @@ class Probes:
             self.mark_end()
 
     def mark_end(self) -> None:
-        """The end of the measured interval for CPU."""
+        """The end of the measured interval for CPU and memory (before processes are stopped)."""
         self._end = self.cpu_now()
+        self.sampler.stop()
 
     def cpu_used(self) -> dict[str, float]:
         """CPU seconds per group between the start and the end."""
@@ -112,3 +113,7 @@ class Probes:
     def peak_rss_mb(self) -> dict[str, float]:
         """Peak resident memory per process (postgres and broker: their process trees summed)."""
         return self.sampler.peaks_mb()
+
+    def rss_series_mb(self) -> dict[str, list[tuple[float, float]]]:
+        """Every memory reading per process: (seconds from the first reading, MiB)."""
+        return self.sampler.series_mb()

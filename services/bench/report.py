@@ -6,10 +6,16 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from services.bench.drift import not_flat, rss_drift, span_s, window
 from services.bench.stats import Outcomes, latency_summary_ms, per_saga, ratios
 from services.bench.wire import Finish
 from services.loadgen import reason_kind
 
+RSS_MEASURE = (
+    "postgres: resident minus shared pages, summed over the postmaster and its backends; "
+    "every other process: its RSS"
+)
+"""What rss_mb compares (peak_rss_mb stays the plain RSS, summed over postgres and broker)."""
 RAW_COMMIT_CONNECTIONS = 4
 """Connections the raw commit baseline runs on (services.loadgen.commit_rate's default)."""
 
@@ -32,6 +38,8 @@ class Measured:
     peak_rss_mb: dict[str, float]
     outcomes: Outcomes
     notes: list[str] = field(default_factory=list)
+    rss_series_mb: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    history: dict[str, object] | None = None
 
 
 def tally(outcomes: Outcomes, finishes: list[Finish]) -> None:
@@ -71,6 +79,20 @@ def cost_per_saga(m: Measured) -> dict[str, object]:
     }
 
 
+def memory(m: Measured) -> dict[str, object]:
+    """Peak RSS, and early against late RSS per process with the verdict on flatness."""
+    drifts = rss_drift(m.rss_series_mb)
+    breaches = not_flat(drifts)
+    return {
+        "peak_rss_mb": m.peak_rss_mb,
+        "rss_mb": drifts,
+        "rss_window": window(span_s(m.rss_series_mb)),
+        "rss_measure": RSS_MEASURE,
+        "rss_flat": bool(drifts) and not breaches,
+        "rss_not_flat": breaches,
+    }
+
+
 def build_report(m: Measured) -> dict[str, object]:
     """The whole JSON report of a run."""
     latency = latency_summary_ms([f.latency_s for f in m.finishes])
@@ -80,11 +102,12 @@ def build_report(m: Measured) -> dict[str, object]:
         "mode": m.mode,
         "options": m.options,
         "stack": m.stack,
+        "history": m.history,
         "elapsed_s": round(m.elapsed_s, 2),
         **rates,
         "latency_ms": latency,
         **cost_per_saga(m),
-        "peak_rss_mb": m.peak_rss_mb,
+        **memory(m),
         "raw_commits_per_s": round(m.raw_commits_per_s, 1),
         "ratios_to_raw_commits": ratios(
             achieved, latency, m.raw_commits_per_s, RAW_COMMIT_CONNECTIONS

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterable, Mapping
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
@@ -39,33 +40,48 @@ def tree_cpu_s(pid: int, *, descendants: bool = True) -> float:
     return total
 
 
-def tree_rss_bytes(pid: int, *, descendants: bool = True) -> int:
-    """Resident memory of a process plus its live descendants (shared pages counted per process)."""
+def tree_memory_bytes(pid: int, *, descendants: bool = True) -> tuple[int, int]:
+    """(resident, resident minus shared pages) of a process plus its live descendants.
+
+    The second leaves out file-backed and shared-memory pages (Linux statm's `shared`), such as
+    the PostgreSQL shared buffers each backend maps: what the processes hold privately.
+    """
     try:
         root = psutil.Process(pid)
         procs = [root, *(root.children(recursive=True) if descendants else [])]
     except _GONE:
-        return 0
-    total = 0
+        return 0, 0
+    rss = private = 0
     for proc in procs:
         with contextlib.suppress(*_GONE):
-            total += int(proc.memory_info().rss)
-    return total
+            info = proc.memory_info()
+            rss += int(info.rss)
+            private += int(info.rss) - int(getattr(info, "shared", 0))
+    return rss, private
 
 
 class RssSampler:
     """Samples the resident memory of named processes every `interval_s` on a thread.
 
     Names in `trees` count their live descendants too (PostgreSQL's backends); others alone.
+    Keeps the peak RSS and every reading (monotonic time, bytes) of a live process per name: its
+    RSS, or for names in `private` its resident memory minus shared pages (a PostgreSQL
+    backend's RSS grows with every shared buffer it touches, which is no memory it holds).
     """
 
     def __init__(
-        self, pids: Mapping[str, int], trees: Iterable[str] = (), interval_s: float = 0.5
+        self,
+        pids: Mapping[str, int],
+        trees: Iterable[str] = (),
+        interval_s: float = 0.5,
+        private: Iterable[str] = (),
     ) -> None:
         self.pids = dict(pids)
         self.trees = set(trees)
+        self.private = set(private)
         self.interval_s = interval_s
         self.peaks: dict[str, int] = dict.fromkeys(self.pids, 0)
+        self.series: dict[str, list[tuple[float, int]]] = {name: [] for name in self.pids}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bench-rss", daemon=True)
 
@@ -75,22 +91,39 @@ class RssSampler:
             self._stop.wait(self.interval_s)
 
     def sample(self) -> None:
-        """One reading of every tree; keeps the maximum seen per name."""
+        """One reading of every tree; keeps the maximum seen per name and the reading itself."""
         for name, pid in self.pids.items():
-            rss = tree_rss_bytes(pid, descendants=name in self.trees)
+            rss, private = tree_memory_bytes(pid, descendants=name in self.trees)
             self.peaks[name] = max(self.peaks[name], rss)
+            if rss > 0:  # 0: the process is gone, which says nothing about its memory
+                reading = private if name in self.private else rss
+                self.series[name].append((time.monotonic(), reading))
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """No more readings (idempotent): called before the processes are stopped."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def peaks_mb(self) -> dict[str, float]:
         """Peak RSS per name in MiB."""
         return {name: round(peak / 2**20, 1) for name, peak in sorted(self.peaks.items())}
+
+    def series_mb(self) -> dict[str, list[tuple[float, float]]]:
+        """Every reading per name: (seconds since the first reading of any name, MiB)."""
+        starts = [points[0][0] for points in self.series.values() if points]
+        t0 = min(starts, default=0.0)
+        return {
+            name: [(at - t0, rss / 2**20) for at, rss in points]
+            for name, points in sorted(self.series.items())
+        }
 
 
 def postgres_postmaster(backend_pid: int) -> int | None:

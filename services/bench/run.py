@@ -27,6 +27,7 @@ from services.bench.driver import (
     open_loop_offsets,
 )
 from services.bench.fleet import code_root
+from services.bench.history import final_sagas, seed_history
 from services.bench.probes import Probes, find_groups
 from services.bench.report import Measured, tally
 from services.bench.settle import wait_quiet
@@ -58,6 +59,8 @@ class BenchOptions:
     skus: int = 20
     stock: int = 1_000_000
     baseline_s: float = 2.0
+    history: int = 0
+    """Finished checkouts seeded into the database before the services start (owned stack)."""
 
     @property
     def open_loop(self) -> bool:
@@ -73,7 +76,14 @@ class BenchOptions:
         )
         payer = {**vars(self.payer), "payment_timeout_s": self.payer.timeout_s()}
         catalog = {"skus": self.skus, "stock_per_sku": self.stock}
-        return {**loop, "seed": self.seed, "processes": self.processes, "payer": payer, **catalog}
+        return {
+            **loop,
+            "seed": self.seed,
+            "processes": self.processes,
+            "payer": payer,
+            **catalog,
+            "history": self.history,
+        }
 
 
 class BenchRun:
@@ -88,6 +98,7 @@ class BenchRun:
         self.watcher = Watcher(stack.settings.kafka)
         self.outcomes = Outcomes(driven=0)
         self.raw_commits_per_s = 0.0
+        self.history: dict[str, object] | None = None
 
     async def run(self) -> Measured:
         """Prepare, drive, count; stops the fleet (if owned) and releases the engine."""
@@ -104,6 +115,11 @@ class BenchRun:
     async def _prepare(self) -> None:
         await ensure_topics(self.stack.settings.kafka, all_topics())
         await counters.seed_bench_catalog(self.engine, self.skus, self.options.stock)
+        if self.options.history:
+            self.log(f"seeding {self.options.history} finished checkouts of history")
+            lanes = self.stack.settings.relay.lanes
+            self.history = await seed_history(self.engine, self.options.history, self.skus, lanes)
+            self.log(f"history seeded in {self.history['seeding_s']} s")
         self.log(f"raw commit baseline ({self.options.baseline_s:g} s, nothing else running)")
         self.raw_commits_per_s = await commit_rate(self.engine, seconds=self.options.baseline_s)
         fleet = self.stack.fleet
@@ -131,6 +147,8 @@ class BenchRun:
         self.outcomes.stock_before, self.outcomes.reserved_before = stock_before
         tally(self.outcomes, list(self.watcher.finished.values()))
         await self._check_final()
+        if self.history is not None:
+            self.history["final_sagas_after_run"] = await final_sagas(self.engine)
         db_after = await counters.db_counters(self.engine)
         records_after = await true_end_offsets(self.stack.settings.kafka, all_topics())
         return self._measured(
@@ -220,6 +238,8 @@ class BenchRun:
             peak_rss_mb=probes.peak_rss_mb(),
             outcomes=self.outcomes,
             notes=self.stack.notes,
+            rss_series_mb=probes.rss_series_mb(),
+            history=self.history,
         )
 
 

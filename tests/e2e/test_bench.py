@@ -17,22 +17,17 @@ ORDERS = 30
 SPAWNED = ("saga-1", "inventory-1", "orders-1", "cart-1", "payments-1", "relay-1")
 
 
-def test_bench_reports_every_figure_of_a_clean_run(tmp_path: Path) -> None:
+HISTORY = 500
+
+
+def _bench(tmp_path: Path, *extra: str) -> dict[str, object]:
     out = tmp_path / "report.json"
     # No CHECKOUT_* variables and a working directory without a dev stack's state file: the
     # bench starts its own embedded PostgreSQL and Tansu and spawns the services.
     done = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "bench",
-            "--orders",
-            str(ORDERS),
-            "--concurrency",
-            "10",
-            "--json-out",
-            str(out),
+            *(sys.executable, "-m", "services.cli", "bench", "--orders", str(ORDERS)),
+            *("--concurrency", "10", "--json-out", str(out), *extra),
         ],
         cwd=tmp_path,
         env=clean_environ(),
@@ -41,10 +36,36 @@ def test_bench_reports_every_figure_of_a_clean_run(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-6000:]
-    report = json.loads(out.read_text())
+    report: dict[str, object] = json.loads(out.read_text())
     assert json.loads(done.stdout) == report, "stdout carries the same JSON report, nothing else"
+    return report
+
+
+def test_bench_reports_every_figure_of_a_clean_run(tmp_path: Path) -> None:
+    report = _bench(tmp_path)
     _assert_outcomes(report)
     _assert_costs(report)
+    assert report["history"] is None
+
+
+def test_bench_with_history_seeds_it_and_still_passes_its_checks(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "--history", str(HISTORY))
+    _assert_outcomes(report)
+    history = report["history"]
+    assert isinstance(history, dict)
+    assert history["checkouts"] == HISTORY
+    rows = history["rows"]
+    # Every tenth seeded checkout is declined: 450 confirmed, 50 failed.
+    assert rows["saga.sagas"] == rows["orders.orders"] == rows["payments.payments"] == HISTORY
+    assert rows["saga.outbox"] == 450 * 5 + 50 * 4
+    assert rows["cart.clearances"] == 450
+    assert {f"{s}.inbox" for s in ("saga", "inventory", "orders", "cart", "payments")} <= set(rows)
+    # Read back after the run: the seeded sagas are there, next to the driven ones.
+    assert history["final_sagas_after_run"] == HISTORY + ORDERS
+    rss = report["rss_mb"]
+    assert isinstance(rss, dict)
+    assert all(rss[name]["drift_pct"] is not None for name in (*SPAWNED, "postgres", "broker"))
+    assert isinstance(report["rss_flat"], bool)
 
 
 def _assert_outcomes(report: dict[str, object]) -> None:
