@@ -26,6 +26,7 @@ from contracts.topics import all_topics, topic_for
 from services.platform.broker import group_id, make_broker, producer_kwargs, subscribe
 from services.platform.consumer import Consumer, Route
 from services.platform.db import connect_args, create_engine
+from services.platform.offsets import OffsetCommitter
 from services.platform.relay import Relay
 from services.platform.service import ServiceSpec
 from services.platform.settings import KafkaSettings, Settings
@@ -100,6 +101,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._lag: ConsumerLagProbe | None = None
+        self._committers: list[OffsetCommitter] = []
         self._register()
         self.telemetry.metrics.relays.add(self._relay_counts)
 
@@ -110,7 +112,7 @@ class Runtime:
             )
             self.consumers[spec.name] = consumer
             if spec.subscriptions:
-                subscribe(
+                committer = subscribe(
                     self.broker,
                     self.settings.kafka,
                     consumer,
@@ -119,6 +121,7 @@ class Runtime:
                         for sub in spec.subscriptions
                     },
                 )
+                self._committers.append(committer)
         # The wire is the public API: document every message type, whoever publishes it
         # (CheckoutStarted comes from upstream services or the cart API).
         for cls in sorted(ALL_MESSAGES, key=lambda c: c.message_type):
@@ -178,8 +181,14 @@ class Runtime:
         task.add_done_callback(_log_crash)
         self._tasks.append(task)
 
+    async def flush_offsets(self) -> None:
+        """Let the offset commits of applied batches reach the broker (before consumers stop)."""
+        for committer in self._committers:
+            await committer.flush()
+
     async def stop(self) -> None:
         """Stop consuming first, then the loops and the relay, then the engine."""
+        await self.flush_offsets()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         await self.stop_background()
@@ -269,6 +278,7 @@ def app_for(runtime: Runtime) -> FastStream:
     # FastStream starts the broker itself; the runtime starts everything around it.
     app.on_startup(partial(ensure_topics, settings.kafka, all_topics()))
     app.after_startup(runtime.start_background)
+    app.on_shutdown(runtime.flush_offsets)
     app.on_shutdown(runtime.stop_background)
     app.after_shutdown(runtime.engine.dispose)
     return app

@@ -188,9 +188,10 @@ class BenchRun:
 
     async def _settle(self, probes: Probes) -> None:
         """Let the relays publish what the last sagas left, end the CPU interval, stop or wait."""
-        if not await wait_quiet(self.engine, self.stack.settings, DRAIN_TIMEOUT_S):
+        owed = await wait_quiet(self.engine, self.stack.settings, DRAIN_TIMEOUT_S)
+        if owed:
             self.stack.notes.append(
-                f"outboxes not drained or consumers not caught up within {DRAIN_TIMEOUT_S:g} s"
+                f"not settled within {DRAIN_TIMEOUT_S:g} s: " + "; ".join(owed[:10])
             )
         probes.mark_end()
         fleet = self.stack.fleet

@@ -16,6 +16,7 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from contracts import Message
 from contracts.topics import topic_for
 from services.platform.consumer import Consumer, Delivery, Route
+from services.platform.offsets import OffsetCommitter, first_offsets, next_offsets
 from services.platform.settings import KafkaSettings
 
 
@@ -113,27 +114,35 @@ def subscribe(
     kafka: KafkaSettings,
     consumer: Consumer,
     routes: Mapping[type[Message], Route],
-) -> None:
+) -> OffsetCommitter:
     """One batch consumer for all of a service's topics; offsets committed after the database.
 
     One consumer per service, not per topic: every consumer runs its own fetch loop, and
     sixteen of them spent a fifth of a core just polling an idle Tansu (measured), and each
     group join costs about half the session timeout at startup. A batch is what one fetch
-    returns; it is acked (offsets committed once) only after every record's transaction
-    committed, and nacked (every partition rewound to its first record) when some record must
-    come back later: the inbox recognises the ones that did commit.
+    returns; its offsets are committed (services.platform.offsets) only after every record's
+    transaction committed. When some record must come back later, every partition of the batch
+    is rewound to its first record: the inbox recognises the ones that did commit.
     """
     by_topic = {topic_for(cls): route for cls, route in routes.items()}
+    committer = OffsetCommitter(consumer.service)
 
     async def on_batch(msg: KafkaMessage) -> None:
         batch = _records(msg.raw_message)
-        await consumer.process_batch([(delivery_of(r), by_topic[r.topic]) for r in batch])
+        try:
+            await consumer.process_batch([(delivery_of(r), by_topic[r.topic]) for r in batch])
+        except BaseException:
+            for tp, offset in first_offsets(batch).items():
+                msg.consumer.seek(tp, offset)
+            raise
+        committer.commit(msg.consumer, next_offsets(batch))
 
     on_batch.__name__ = f"on_{consumer.service}_batch"
     broker.subscriber(
         *sorted(by_topic),
         group_id=group_id(consumer.service),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        # Acked by this binding, not by FastStream: explicit offsets of what was applied.
+        ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,
@@ -145,3 +154,4 @@ def subscribe(
         decoder=_raw_body,
         include_in_schema=False,
     )(on_batch)
+    return committer

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, TextClause, Uuid, func, text
+from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, Uuid, func
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.platform import sql
 
 
 def inbox_table(metadata: MetaData, schema: str) -> Table:
@@ -22,17 +24,17 @@ def inbox_table(metadata: MetaData, schema: str) -> Table:
     )
 
 
-def claim_statement(table: Table) -> TextClause:
+def claim_statement(table: Table) -> str:
     """The statement that claims many ids at once; built once per consumer, not per batch."""
-    return text(
+    return (
         f"INSERT INTO {table.schema}.{table.name} (message_id, message_type) "
-        "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[])) "
+        "SELECT * FROM unnest($1::uuid[], $2::text[]) "
         "ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
     )
 
 
 async def claim_many(
-    conn: AsyncConnection, statement: TextClause, messages: Sequence[tuple[uuid.UUID, str]]
+    conn: AsyncConnection, statement: str, messages: Sequence[tuple[uuid.UUID, str]]
 ) -> set[uuid.UUID]:
     """Record the messages as applied in one round trip; returns the ids that were new.
 
@@ -40,7 +42,5 @@ async def claim_many(
     unique key until the other transaction ends, so two consumers never both apply a message.
     """
     ordered = sorted(messages)  # one lock order for every claimer: no deadlock between them
-    rows = await conn.execute(
-        statement, {"ids": [m for m, _ in ordered], "types": [t for _, t in ordered]}
-    )
+    rows = await sql.fetch(conn, statement, [m for m, _ in ordered], [t for _, t in ordered])
     return {row[0] for row in rows}

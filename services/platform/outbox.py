@@ -20,7 +20,6 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    TextClause,
     Uuid,
     func,
     select,
@@ -32,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import Envelope, Message
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
+from services.platform import sql
 
 NOTIFY_CHANNEL = "checkout_outbox"
 """LISTEN/NOTIFY channel the outbox trigger signals; the payload is the schema name."""
@@ -98,16 +98,15 @@ class OutboxMessage:
 
 
 @functools.cache
-def _insert_statement(schema: str, name: str) -> TextClause:
+def _insert_statement(schema: str, name: str) -> str:
     # unnest keeps the rows in the given order (WITH ORDINALITY makes it explicit), so ids, and
     # with them the relay's publishing order per key, follow the order of the messages.
-    return text(
+    return (
         f"INSERT INTO {schema}.{name} "
         "(message_id, topic, message_key, lane, payload, headers, available_at) "
         "SELECT m, t, k, l, p, CAST(h AS jsonb), coalesce(a, now()) FROM unnest("
-        "CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS text[]), "
-        "CAST(:lanes AS int2[]), CAST(:payloads AS bytea[]), CAST(:headers AS text[]), "
-        "CAST(:available AS timestamptz[])) WITH ORDINALITY AS u(m, t, k, l, p, h, a, n) "
+        "$1::uuid[], $2::text[], $3::text[], $4::int2[], $5::bytea[], $6::text[], "
+        "$7::timestamptz[]) WITH ORDINALITY AS u(m, t, k, l, p, h, a, n) "
         "ORDER BY n ON CONFLICT (message_id) DO NOTHING"
     )
 
@@ -118,17 +117,16 @@ async def write(
     """Insert messages in order, in one round trip; ids already written (a replay) are skipped."""
     if not messages:
         return
-    await conn.execute(
+    await sql.execute(
+        conn,
         _insert_statement(str(table.schema), table.name),
-        {
-            "ids": [m.message_id for m in messages],
-            "topics": [m.topic for m in messages],
-            "keys": [m.key for m in messages],
-            "lanes": [lane_of(m.key, lanes) for m in messages],
-            "payloads": [m.payload for m in messages],
-            "headers": [json.dumps(m.headers) for m in messages],
-            "available": [m.available_at for m in messages],
-        },
+        [m.message_id for m in messages],
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [lane_of(m.key, lanes) for m in messages],
+        [m.payload for m in messages],
+        [json.dumps(m.headers) for m in messages],
+        [m.available_at for m in messages],
     )
 
 

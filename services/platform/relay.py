@@ -91,7 +91,7 @@ class _Schema:
             .limit(bindparam("limit"))
         )
         self.mark_sent = text(
-            f"UPDATE {self.name}.outbox SET sent_at = now() WHERE id = ANY(CAST(:ids AS bigint[]))"
+            f"UPDATE {self.name}.outbox SET sent_at = clock_timestamp() WHERE id = ANY(CAST(:ids AS bigint[]))"
         )
 
 

@@ -17,8 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under a SQLAlchemy connection (its transaction is ours)."""
+    """The asyncpg connection under a SQLAlchemy connection, inside its transaction.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with its first statement; a statement
+    sent here first would run outside the transaction and commit on its own (an inbox claim
+    that survives a rollback: a message lost). So the BEGIN is sent first when it is due. This
+    leans on the adapter's private `_transaction`/`_start_transaction`; a test guards it.
+    """
     proxied = await conn.get_raw_connection()
+    adapter: Any = proxied.dbapi_connection
+    if conn.in_transaction() and adapter._transaction is None:
+        await adapter._start_transaction()
     return proxied.driver_connection
 
 
