@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import ALL_MESSAGES, Envelope, Message
 from contracts.topics import all_topics, topic_for
-from services.platform.broker import group_id, make_broker, producer_kwargs, subscribe
+from services.platform.batch_loop import BatchLoop
+from services.platform.broker import group_id, make_broker, producer_kwargs
 from services.platform.consumer import Consumer, Route
 from services.platform.db import connect_args, create_engine
-from services.platform.offsets import OffsetCommitter
 from services.platform.relay import Relay
 from services.platform.service import ServiceSpec
 from services.platform.settings import KafkaSettings, Settings
@@ -101,7 +101,8 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._lag: ConsumerLagProbe | None = None
-        self._committers: list[OffsetCommitter] = []
+        self.routes: dict[str, dict[str, Route]] = {}
+        self.loops: list[BatchLoop] = []
         self._register()
         self.telemetry.metrics.relays.add(self._relay_counts)
 
@@ -112,16 +113,14 @@ class Runtime:
             )
             self.consumers[spec.name] = consumer
             if spec.subscriptions:
-                committer = subscribe(
-                    self.broker,
-                    self.settings.kafka,
-                    consumer,
-                    {
-                        sub.message_cls: Route(sub.message_cls.message_type, sub.handler, sub.hooks)
-                        for sub in spec.subscriptions
-                    },
-                )
-                self._committers.append(committer)
+                routes = {
+                    topic_for(sub.message_cls): Route(
+                        sub.message_cls.message_type, sub.handler, sub.hooks
+                    )
+                    for sub in spec.subscriptions
+                }
+                self.routes[spec.name] = routes
+                self.loops.append(BatchLoop(self.settings.kafka, consumer, routes))
         # The wire is the public API: document every message type, whoever publishes it
         # (CheckoutStarted comes from upstream services or the cart API).
         for cls in sorted(ALL_MESSAGES, key=lambda c: c.message_type):
@@ -131,8 +130,17 @@ class Runtime:
         """Create topics, start the relay and background loops, then the consumers."""
         await ensure_topics(self.settings.kafka, all_topics())
         await self.start_background()
-        if any(spec.subscriptions for spec in self.specs):
-            await self.broker.start()
+        await self.start_consuming()
+
+    async def start_consuming(self) -> None:
+        """Join every service's consumer group and start applying batches."""
+        for loop in self.loops:
+            await loop.start()
+
+    async def stop_consuming(self) -> None:
+        """Finish the batches in hand, commit their offsets and leave the groups."""
+        for loop in self.loops:
+            await loop.stop()
 
     async def start_background(self) -> None:
         """The relay and every service's background loop (the broker is started by the caller)."""
@@ -181,16 +189,9 @@ class Runtime:
         task.add_done_callback(_log_crash)
         self._tasks.append(task)
 
-    async def flush_offsets(self) -> None:
-        """Let the offset commits of applied batches reach the broker (before consumers stop)."""
-        for committer in self._committers:
-            await committer.flush()
-
     async def stop(self) -> None:
         """Stop consuming first, then the loops and the relay, then the engine."""
-        await self.flush_offsets()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
+        await self.stop_consuming()
         await self.stop_background()
         await self.engine.dispose()
 
@@ -278,7 +279,8 @@ def app_for(runtime: Runtime) -> FastStream:
     # FastStream starts the broker itself; the runtime starts everything around it.
     app.on_startup(partial(ensure_topics, settings.kafka, all_topics()))
     app.after_startup(runtime.start_background)
-    app.on_shutdown(runtime.flush_offsets)
+    app.after_startup(runtime.start_consuming)
+    app.on_shutdown(runtime.stop_consuming)
     app.on_shutdown(runtime.stop_background)
     app.after_shutdown(runtime.engine.dispose)
     return app

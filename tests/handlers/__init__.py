@@ -1,8 +1,8 @@
 """Handler-tier tests: each service driven through the real consumer transaction on PostgreSQL.
 
-`ServiceDriver` sends deliveries through `Consumer.process` exactly as the broker binding
-does, and reads back what the service wrote to its outbox; `through_in_memory_broker` goes
-one step further out, through the runtime's FastStream subscribers.
+`ServiceDriver` sends deliveries through `Consumer.process` exactly as the batch loop
+does, and reads back what the service wrote to its outbox; `through_the_runtime` goes one
+step further out, through the runtime's routes by topic.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from faststream.kafka import TestKafkaBroker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -105,25 +104,28 @@ class ServiceDriver:
         return [r for r in await self.outbox(key) if r.topic == DEAD_LETTER_TOPIC]
 
 
-async def through_in_memory_broker(
-    settings: Settings, service: str, *messages: Message
-) -> Counter[str]:
-    """Publish messages to one service's runtime over FastStream's in-memory Kafka broker.
+async def through_the_runtime(settings: Settings, service: str, *messages: Message) -> Counter[str]:
+    """Feed messages as one fetched batch to one service's runtime, routed by topic.
 
-    Returns the consumer's outcome counts. The runtime is never started (no topics, no relay);
-    TestKafkaBroker feeds each record to the registered subscriber during publish.
+    Returns the consumer's outcome counts. The runtime is never started (no topics, no relay,
+    no broker): the records go through its batch loop's routes and consumer as a fetch would.
     """
     runtime = Runtime(settings, [service], relay=False)
     try:
-        async with TestKafkaBroker(runtime.broker) as broker:
-            for message in messages:
-                env = envelope(message)
-                await broker.publish(
-                    encode(env),
-                    TOPICS[env.message_type],
-                    key=str(env.correlation_id).encode(),
-                    headers=headers_for(env),
-                )
+        routes = runtime.routes[service]
+        batch = []
+        for offset, message in enumerate(messages):
+            env = envelope(message)
+            record = Delivery(
+                value=encode(env),
+                topic=TOPICS[env.message_type],
+                partition=0,
+                offset=offset,
+                key=str(env.correlation_id),
+                headers=headers_for(env),
+            )
+            batch.append((record, routes[record.topic]))
+        await runtime.consumers[service].process_batch(batch)
     finally:
         await runtime.engine.dispose()
     return runtime.consumers[service].outcomes

@@ -16,7 +16,7 @@ from services.cart.domain import Cart, CartStatus
 from services.cart.tables import carts
 from services.platform.consumer import Outcome
 from services.platform.settings import Settings
-from tests.handlers import ServiceDriver, through_in_memory_broker
+from tests.handlers import ServiceDriver, through_the_runtime
 from tests.support.builders import (
     clear_cart,
     confirm_order,
@@ -200,13 +200,11 @@ async def test_invalid_clear_cart_is_dead_lettered(
     assert expected in letter.headers[MessageHeaders.ERROR]
 
 
-async def test_through_faststreams_in_memory_broker(
-    handler_settings: Settings, engine: AsyncEngine
-) -> None:
+async def test_through_the_runtimes_routes(handler_settings: Settings, engine: AsyncEngine) -> None:
     buyer, order_id = _buyer(), new_id()
     cart_id = await _cart(engine, buyer, order_id)
 
-    outcomes = await through_in_memory_broker(
+    outcomes = await through_the_runtime(
         handler_settings, "cart", clear_cart(order_id, buyer, cart_id)
     )
 

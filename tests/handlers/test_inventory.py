@@ -23,7 +23,7 @@ from services.inventory.domain import reservation_id
 from services.inventory.tables import reservations
 from services.platform.consumer import Outcome
 from services.platform.settings import Settings
-from tests.handlers import ServiceDriver, through_in_memory_broker
+from tests.handlers import ServiceDriver, through_the_runtime
 from tests.support.builders import (
     deduct_stock,
     envelope,
@@ -301,13 +301,11 @@ async def test_a_non_uuid_order_id_is_dead_lettered(inventory: ServiceDriver) ->
     assert "order_id" in letter.headers[MessageHeaders.ERROR]
 
 
-async def test_through_faststreams_in_memory_broker(
-    handler_settings: Settings, engine: AsyncEngine
-) -> None:
+async def test_through_the_runtimes_routes(handler_settings: Settings, engine: AsyncEngine) -> None:
     [sku] = await _stocked(engine, 4)
     order_id = new_id()
 
-    outcomes = await through_in_memory_broker(
+    outcomes = await through_the_runtime(
         handler_settings, "inventory", reserve_stock(order_id, [(sku, 3)]), deduct_stock(order_id)
     )
 

@@ -21,7 +21,7 @@ from contracts.topics import TOPICS, topic_for
 from services.orders import repository as repo
 from services.platform.consumer import Delivery, Outcome
 from services.platform.settings import Settings
-from tests.handlers import ServiceDriver, through_in_memory_broker
+from tests.handlers import ServiceDriver, through_the_runtime
 from tests.support.builders import (
     checkout_started,
     confirm_order,
@@ -317,12 +317,10 @@ async def test_a_redelivered_poison_message_is_dead_lettered_once(orders: Servic
     assert len(await orders.dead_letters(order_id)) == 1
 
 
-async def test_through_faststreams_in_memory_broker(
-    handler_settings: Settings, engine: AsyncEngine
-) -> None:
+async def test_through_the_runtimes_routes(handler_settings: Settings, engine: AsyncEngine) -> None:
     order_id = new_id()
 
-    outcomes = await through_in_memory_broker(
+    outcomes = await through_the_runtime(
         handler_settings, "orders", checkout_started(order_id), confirm_order(order_id)
     )
 

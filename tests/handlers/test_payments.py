@@ -28,7 +28,7 @@ from services.payments.tables import payments as payments_table
 from services.payments.tables import refunds
 from services.platform.consumer import Outcome
 from services.platform.settings import PaymentSimulatorSettings, Settings
-from tests.handlers import ServiceDriver, through_in_memory_broker
+from tests.handlers import ServiceDriver, through_the_runtime
 from tests.support.builders import (
     envelope,
     new_id,
@@ -291,12 +291,10 @@ async def test_invalid_payment_requests_are_dead_lettered(
     assert expected in letter.headers[MessageHeaders.ERROR]
 
 
-async def test_through_faststreams_in_memory_broker(
-    handler_settings: Settings, engine: AsyncEngine
-) -> None:
+async def test_through_the_runtimes_routes(handler_settings: Settings, engine: AsyncEngine) -> None:
     request = payment_requested()
 
-    outcomes = await through_in_memory_broker(handler_settings, "payments", request)
+    outcomes = await through_the_runtime(handler_settings, "payments", request)
 
     assert outcomes[Outcome.APPLIED] == 1
     assert await _decision(engine, request.order_id) == ("completed", None)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import cast
 
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.codec import Decoded
 from services.inventory import tables
-from services.platform.broker import _records
 from services.platform.consumer import Consumer, Delivery, Mailbox, Route, _Item
+from services.platform.offsets import OffsetCommitter, first_offsets, next_offsets
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import ConsumerSettings
 
@@ -109,22 +110,62 @@ def _record(partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
     )
 
 
-def test_a_fetched_batch_is_its_records_in_order() -> None:
-    a, b, c = _record(0, 0), _record(0, 1), _record(1, 0)
+def test_offsets_to_commit_are_one_past_the_last_record_per_partition() -> None:
+    batch = [_record(0, 4), _record(1, 9), _record(0, 5), _record(0, 6)]
 
-    assert _records((a, b, c)) == [a, b, c]
-
-
-def test_nested_batches_flatten_in_order() -> None:
-    a, b, c, d = _record(0, 0), _record(0, 1), _record(1, 0), _record(1, 1)
-    # FastStream's in-memory test broker nests each published record in a list of its own.
-    nested: Any = ([a], [b, [c]], (d,))
-
-    assert _records(nested) == [a, b, c, d]
-    assert _records([]) == []
+    assert next_offsets(batch) == {TopicPartition("t", 0): 7, TopicPartition("t", 1): 10}
 
 
-def test_a_lone_record_is_a_batch_of_one() -> None:
-    a = _record(2, 7)
+def test_a_rewound_batch_starts_again_at_each_partitions_first_record() -> None:
+    batch = [_record(0, 4), _record(1, 9), _record(0, 5), _record(1, 10)]
 
-    assert _records(a) == [a]
+    assert first_offsets(batch) == {TopicPartition("t", 0): 4, TopicPartition("t", 1): 9}
+
+
+class _SlowCoordinator:
+    """Records every commit; the first one waits until released, as a busy broker would."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.release = asyncio.Event()
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+        if len(self.commits) == 1:
+            await self.release.wait()
+
+
+async def test_commits_made_while_one_is_in_flight_go_together_in_order() -> None:
+    coordinator = _SlowCoordinator()
+    committer = OffsetCommitter("unit")
+    p0, p1 = TopicPartition("t", 0), TopicPartition("t", 1)
+
+    committer.commit(coordinator, {p0: 3})
+    await asyncio.sleep(0)  # the first commit is now on its way and waits
+    committer.commit(coordinator, {p0: 5, p1: 2})
+    committer.commit(coordinator, {p0: 4, p1: 8})
+    coordinator.release.set()
+    await committer.flush()
+
+    # Never backwards: the merged commit keeps the highest offset asked for per partition.
+    assert coordinator.commits == [{p0: 3}, {p0: 5, p1: 8}]
+
+
+async def test_a_failed_commit_is_dropped_and_later_ones_still_go() -> None:
+    class Failing:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise RuntimeError("rebalancing")
+
+    coordinator = Failing()
+    committer = OffsetCommitter("unit")
+    committer.commit(coordinator, {TopicPartition("t", 0): 1})
+    await committer.flush()
+    committer.commit(coordinator, {TopicPartition("t", 0): 2})
+    await committer.flush()
+
+    assert coordinator.calls == 2
