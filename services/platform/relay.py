@@ -118,8 +118,10 @@ class Relay:
             s: _Schema(s, outbox_table(metadata, s), inbox_table(metadata, s), _lock_key(s))
             for s in self.schemas
         }
-        self._dirty: set[tuple[str, int]] = set()
-        self._wake = asyncio.Event()
+        # Each schema has its own loop, dirty lanes and wake-up: a schema's pass waiting for
+        # the broker's acknowledgements does not hold back another schema's rows.
+        self._dirty: dict[str, set[int]] = {s: set() for s in self._schemas}
+        self._wake = {s: asyncio.Event() for s in self._schemas}
         self._listening: bool | None = None  # None until the first attempt
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -140,32 +142,41 @@ class Relay:
             await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _relay_until(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(self._relay_schema_until(s, stop) for s in self._schemas))
+
+    async def _relay_schema_until(self, schema: str, stop: asyncio.Event) -> None:
+        every_lane = set(range(self.settings.lanes))
         # The first pass covers every lane: rows may have been committed while no relay ran.
-        self._dirty = self._all_lanes()
+        self._dirty[schema] = set(every_lane)
+        wake = self._wake[schema]
         while not stop.is_set():
-            self._wake.clear()
-            lanes, self._dirty = self._dirty or self._all_lanes(), set()
-            if not await self._pass(lanes):
+            wake.clear()
+            lanes, self._dirty[schema] = self._dirty[schema] or set(every_lane), set()
+            if not await self._pass(schema, lanes):
                 # Keep the lanes due and retry soon: no notification will come for rows that are
                 # already committed, so waiting for one would strand them until the next poll.
-                self._dirty |= lanes
+                self._dirty[schema] |= lanes
                 await _wait(stop, min(1.0, self.settings.poll_interval_s))
                 continue
-            await _wait(self._wake, self.settings.poll_interval_s)
+            await _wait(wake, self.settings.poll_interval_s)
 
-    async def _pass(self, lanes: set[tuple[str, int]]) -> bool:
+    async def _pass(self, schema: str, lanes: set[int]) -> bool:
         """One relay pass over some lanes; False when it failed (already logged and counted)."""
         try:
-            await self._drain_lanes(lanes)
+            await self._drain_schema(schema, sorted(lanes))
         except Exception:
             self.stats.publish_failures += 1
-            log.exception("relay pass failed; retrying shortly")
+            log.exception("relay pass over %s failed; retrying shortly", schema)
             return False
         return True
 
+    def _wake_all(self) -> None:
+        for wake in self._wake.values():
+            wake.set()
+
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
-        self._wake.set()
+        self._wake_all()
 
     def _all_lanes(self) -> set[tuple[str, int]]:
         return {(s, lane) for s in self._schemas for lane in range(self.settings.lanes)}
@@ -244,7 +255,7 @@ class Relay:
                 if conn is None or conn.is_closed():
                     conn = await self._listen()
                     if conn is not None:
-                        self._wake.set()  # notifications were missed meanwhile: one full pass
+                        self._wake_all()  # notifications were missed meanwhile: one full pass
                 await _wait(stop, _LISTEN_CHECK_S)
         finally:
             if conn is not None and not conn.is_closed():
@@ -270,8 +281,8 @@ class Relay:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         schema, _, lane = payload.partition(":")
         if schema in self._schemas and lane.isdigit():
-            self._dirty.add((schema, int(lane)))
-            self._wake.set()
+            self._dirty[schema].add(int(lane))
+            self._wake[schema].set()
 
     async def purge(self) -> int:
         """Delete sent rows and inbox ids older than their retention; returns rows deleted."""
