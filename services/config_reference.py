@@ -91,6 +91,11 @@ DESCRIPTIONS: dict[str, str] = {
     "CHECKOUT_RELAY__INBOX_RETENTION_S": "Seconds processed message ids are kept for duplicate "
     "detection (default 7 days); must exceed any redelivery window.",
     "CHECKOUT_RELAY__PURGE_INTERVAL_S": "Seconds between purges of old outbox and inbox rows.",
+    "CHECKOUT_KAFKA__IDLE_FETCH_MAX_WAIT_MS": "Fetch wait of a consumer that has seen no record for "
+    "KAFKA__IDLE_AFTER_S: fewer empty polls while idle, at the cost of that much latency for the "
+    "first record after a quiet spell (see docs/performance.md).",
+    "CHECKOUT_KAFKA__IDLE_AFTER_S": "Seconds without a record before a consumer switches to the "
+    "idle fetch wait; the first record switches it back.",
     # Consumer
     "CHECKOUT_CONSUMER__PARALLEL": "Transactions a consumer runs at once for one fetched batch: "
     "partition p is applied by slot p % parallel, in order, one transaction per slot.",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,35 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
+class _FetchPace:
+    """Adaptive fetch wait: the short one while records flow, the idle one after a quiet spell.
+
+    aiokafka reads its fetcher's wait each time it builds a fetch request; there is no public
+    setter, so the private attribute is set (guarded by a test of this class).
+    """
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.busy_ms, self.idle_ms = kafka.fetch_max_wait_ms, kafka.idle_fetch_max_wait_ms
+        self.idle_after_s = kafka.idle_after_s
+        self.idle = False
+        self._last_record = time.monotonic()
+
+    def saw(self, client: Any, records: int) -> None:
+        now = time.monotonic()
+        if records:
+            self._last_record = now
+            if self.idle:
+                self._set(client, self.busy_ms, idle=False)
+        elif not self.idle and now - self._last_record >= self.idle_after_s:
+            self._set(client, self.idle_ms, idle=True)
+
+    def _set(self, client: Any, wait_ms: int, *, idle: bool) -> None:
+        fetcher = getattr(client, "_fetcher", None)
+        if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+            fetcher._fetch_max_wait_ms = wait_ms
+        self.idle = idle
+
+
 class BatchLoop:
     """Feeds a service's Consumer from Kafka in batches, in one consumer group per service."""
 
@@ -58,6 +88,7 @@ class BatchLoop:
         self._client: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self.pace = _FetchPace(kafka)
 
     async def start(self) -> None:
         """Join the group and start consuming in the background."""
@@ -105,6 +136,7 @@ class BatchLoop:
                 await asyncio.sleep(_AFTER_FAILURE_S)
                 continue
             records = [record for batch in fetched.values() for record in batch]
+            self.pace.saw(client, len(records))
             if records:
                 await self._apply(client, records)
 

@@ -34,6 +34,11 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: int = 500
     rebalance_timeout_ms: int = 10000
     fetch_max_wait_ms: int = 25
+    # Tansu answers a fetch late rather than as soon as data arrives, so the fetch wait is both
+    # the latency of a hop and the rate of empty polls: short while records flow, longer once a
+    # consumer has seen nothing for idle_after_s (an idle stack then costs little CPU).
+    idle_fetch_max_wait_ms: int = Field(default=250, ge=1, le=60_000)
+    idle_after_s: float = Field(default=10.0, gt=0)
     max_poll_records: int = 200
     linger_ms: int = 0
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from typing import cast
 
@@ -13,10 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.codec import Decoded
 from services.inventory import tables
+from services.platform.batch_loop import _FetchPace
 from services.platform.consumer import Consumer, Delivery, Mailbox, Route, _Item
 from services.platform.offsets import OffsetCommitter, first_offsets, next_offsets
 from services.platform.outbox import OutboxMessage
-from services.platform.settings import ConsumerSettings
+from services.platform.settings import ConsumerSettings, KafkaSettings
 
 
 async def _never(conn: AsyncConnection, decoded: Decoded) -> Sequence[OutboxMessage]:
@@ -169,3 +171,29 @@ async def test_a_failed_commit_is_dropped_and_later_ones_still_go() -> None:
     await committer.flush()
 
     assert coordinator.calls == 2
+
+
+class _Fetcher:
+    def __init__(self) -> None:
+        self._fetch_max_wait_ms = 25
+
+
+class _Client:
+    def __init__(self) -> None:
+        self._fetcher = _Fetcher()
+
+
+def test_the_fetch_wait_lengthens_after_a_quiet_spell_and_shortens_on_the_next_record() -> None:
+    kafka = KafkaSettings(fetch_max_wait_ms=25, idle_fetch_max_wait_ms=400, idle_after_s=0.05)
+    pace, client = _FetchPace(kafka), _Client()
+
+    pace.saw(client, 3)
+    pace.saw(client, 0)
+    assert client._fetcher._fetch_max_wait_ms == 25  # not quiet for long yet
+
+    time.sleep(0.06)
+    pace.saw(client, 0)
+    assert (pace.idle, client._fetcher._fetch_max_wait_ms) == (True, 400)
+
+    pace.saw(client, 1)
+    assert (pace.idle, client._fetcher._fetch_max_wait_ms) == (False, 25)
