@@ -261,7 +261,7 @@ class Consumer:
         )
 
     @contextmanager
-    def _observed(self, delivery: Delivery, message_type: str) -> Iterator[Span]:
+    def _observed(self, delivery: Delivery, message_type: str) -> Iterator[Span | None]:
         """Logs carry the message's ids and a span continues the message's trace."""
         headers = delivery.headers
         order_id = headers.get(MessageHeaders.CORRELATION_ID) or delivery.key
@@ -276,10 +276,17 @@ class Consumer:
                     causation_id=headers.get(MessageHeaders.CAUSATION_ID),
                 )
             )
+            parent = parent_context(headers, order_id, message_id)
+            if not self.telemetry.tracing.recording:
+                # No tracer records spans: only carry the trace on to what this record causes
+                # (its outbox rows' traceparent), without the cost of a span per record.
+                stack.enter_context(self.telemetry.tracing.continuing(parent))
+                yield None
+                return
             span = stack.enter_context(
                 self.telemetry.tracing.consuming(
                     f"{self.service} process {message_type}",
-                    parent_context(headers, order_id, message_id),
+                    parent,
                     span_attributes(delivery, self.service, order_id, message_id),
                 )
             )

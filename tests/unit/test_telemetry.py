@@ -114,6 +114,20 @@ def test_a_consumer_span_continues_the_traceparent_and_stamps_it_on_what_it_writ
     assert trace.get_current_span(extracted).get_span_context().span_id == context.span_id
 
 
+def test_without_an_sdk_no_span_is_made_but_the_trace_still_travels_on() -> None:
+    tracing = Tracing(trace.NoOpTracerProvider())
+    trace_id = uuid.uuid4().int
+    traceparent = f"00-{trace_id:032x}-{0x99:016x}-01"
+    message = OutboxMessage(uuid.uuid4(), "checkout.x", "key", b"{}", {})
+    assert not tracing.recording
+    with tracing.continuing(parent_context({"traceparent": traceparent}, None, None)):
+        [stamped] = traced([message])
+    # The upstream's trace goes on to the next hop unchanged: a process that does record
+    # spans downstream still joins it.
+    assert stamped.headers["traceparent"] == traceparent
+    assert _tracing()[0].recording
+
+
 def test_a_message_without_a_trace_continues_its_orders_trace() -> None:
     tracing, _ = _tracing()
     order_id, message_id = uuid.uuid4(), uuid.uuid4()

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -78,6 +78,24 @@ class Tracing:
     def __init__(self, provider: trace.TracerProvider | None = None) -> None:
         self.provider = provider or trace.get_tracer_provider()
         self.tracer = self.provider.get_tracer("checkout_saga")
+
+    @property
+    def recording(self) -> bool:
+        """Whether spans go anywhere: False for the API's default (no SDK provider set)."""
+        provider = self.provider
+        if isinstance(provider, trace.ProxyTracerProvider):
+            # The global one: real once an SDK provider was set globally, even after we started.
+            provider = trace.get_tracer_provider()
+        return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+    @contextmanager
+    def continuing(self, parent: Context) -> Iterator[None]:
+        """Make parent the current trace context inside the block, without a span of ours."""
+        token = context.attach(parent)
+        try:
+            yield
+        finally:
+            context.detach(token)
 
     @contextmanager
     def consuming(
