@@ -99,8 +99,8 @@ DESCRIPTIONS: dict[str, str] = {
     # Consumer
     "CHECKOUT_CONSUMER__PARALLEL": "Transactions a consumer runs at once for one fetched batch: "
     "partition p is applied by slot p % parallel, in order, one transaction per slot.",
-    "CHECKOUT_CONSUMER__BATCH_WAIT_MS": "How long an empty fetch waits for records before the "
-    "consumer polls again; a batch is what one fetch returns (at most KAFKA__MAX_POLL_RECORDS).",
+    "CHECKOUT_CONSUMER__PARALLEL_MIN_RECORDS": "Batches smaller than this are applied as one "
+    "transaction; larger ones are split into CONSUMER__PARALLEL slots.",
     "CHECKOUT_CONSUMER__RETRY_ATTEMPTS": "Attempts at a message that failed transiently (e.g. a "
     "lost database connection) before it is handed back to Kafka for redelivery.",
     "CHECKOUT_CONSUMER__RETRY_BASE_DELAY_S": "Backoff ceiling of the first retry; it doubles per "

@@ -136,6 +136,9 @@ class Consumer:
     def _slots(self, items: list[_Item]) -> list[list[_Item]]:
         # Partition p always maps to slot p % n: one partition's records stay in one slot, in
         # order, and one order's messages (same key, same partition number) never race.
+        if len(items) < self.settings.parallel_min_records:
+            # A trickle: one transaction, records already in partition order.
+            return [items] if items else []
         slots: dict[int, list[_Item]] = {}
         for item in items:
             slots.setdefault(item.delivery.partition % self.settings.parallel, []).append(item)

@@ -32,7 +32,10 @@ def handler_settings(migrated_url: str) -> Settings:
     return Settings(
         database_url=SecretStr(migrated_url),
         database_pool_size=25,
-        consumer=ConsumerSettings(retry_attempts=10, retry_base_delay_s=0.01),
+        # Every batch split into slots, however small: the tests exercise the concurrent path.
+        consumer=ConsumerSettings(
+            retry_attempts=10, retry_base_delay_s=0.01, parallel_min_records=1
+        ),
     )
 
 

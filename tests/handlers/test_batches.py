@@ -562,7 +562,9 @@ async def test_a_record_failing_transiently_comes_back_later_without_being_overt
     inventory: ServiceDriver,
 ) -> None:
     [x] = await _stocked(inventory.engine, 100)
-    settings = ConsumerSettings(retry_attempts=2, retry_base_delay_s=0, parallel=2)
+    settings = ConsumerSettings(
+        retry_attempts=2, retry_base_delay_s=0, parallel=2, parallel_min_records=1
+    )
     consumer = Consumer(inventory.engine, inventory.spec.mailbox, "inventory", settings)
     stuck = new_id()
     calls: Counter[uuid.UUID] = Counter()

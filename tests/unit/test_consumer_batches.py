@@ -32,7 +32,10 @@ def _consumer(parallel: int) -> Consumer:
     """A consumer that is never run: slot assignment needs no database."""
     mailbox = Mailbox(tables.SCHEMA, tables.outbox, tables.inbox, lanes=1)
     return Consumer(
-        cast(AsyncEngine, None), mailbox, "inventory", ConsumerSettings(parallel=parallel)
+        cast(AsyncEngine, None),
+        mailbox,
+        "inventory",
+        ConsumerSettings(parallel=parallel, parallel_min_records=1),
     )
 
 
@@ -61,6 +64,16 @@ def test_partitions_go_to_slots_by_partition_number() -> None:
         [(0, 0), (2, 0), (0, 1), (2, 1), (4, 0), (0, 2)],
         [(1, 0), (3, 0), (5, 0), (1, 1)],
     ]
+
+
+def test_a_batch_below_the_split_size_is_one_transaction_in_order() -> None:
+    mailbox = Mailbox(tables.SCHEMA, tables.outbox, tables.inbox, lanes=1)
+    settings = ConsumerSettings(parallel=4, parallel_min_records=5)
+    consumer = Consumer(cast(AsyncEngine, None), mailbox, "inventory", settings)
+    few, many = _items([0, 1, 2, 3]), _items([0, 1, 2, 3, 0])
+
+    assert consumer._slots(few) == [few]
+    assert len(consumer._slots(many)) == 4
 
 
 def test_one_slot_keeps_the_whole_batch_in_order() -> None:
