@@ -78,23 +78,8 @@ class GroupProgress:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._reader is None:
             await self.close()
-            options = _client_options(self.kafka)
             name = f"{self.kafka.client_id}-progress"
-            admin = AIOKafkaAdminClient(client_id=name, **options)
-            try:
-                await admin.start()
-            except BaseException:
-                await admin.close()
-                raise
-            self._admin = admin
-            # Created only now: a consumer that was never started cannot be closed cleanly.
-            reader = AIOKafkaConsumer(client_id=name, enable_auto_commit=False, **options)
-            try:
-                await reader.start()
-            except BaseException:
-                await reader.stop()
-                raise
-            self._reader = reader
+            self._admin, self._reader = await open_offset_clients(self.kafka, name)
         return self._admin, self._reader
 
     async def close(self) -> None:
@@ -132,6 +117,30 @@ async def _batch_ends(
 
 def _offset(entry: Any) -> int | None:
     return None if entry is None else int(entry.offset)
+
+
+async def open_offset_clients(
+    kafka: KafkaSettings, name: str
+) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+    """A started admin client (group offsets) and group-less consumer (end offsets).
+
+    Nothing is left open when either fails to start.
+    """
+    options = _client_options(kafka)
+    admin = AIOKafkaAdminClient(client_id=name, **options)
+    try:
+        await admin.start()
+        # Created only now: a consumer that was never started cannot be closed cleanly.
+        reader = AIOKafkaConsumer(client_id=name, enable_auto_commit=False, **options)
+        try:
+            await reader.start()
+        except BaseException:
+            await reader.stop()
+            raise
+    except BaseException:
+        await admin.close()
+        raise
+    return admin, reader
 
 
 def _client_options(kafka: KafkaSettings) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.platform.broker import security_kwargs
 from services.platform.outbox import backlog, outbox_table
+from services.platform.progress import open_offset_clients
 from services.platform.settings import KafkaSettings
 from services.platform.telemetry.metrics import Metrics
 
@@ -73,23 +73,8 @@ class ConsumerLagProbe:
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._offsets is None:
             await self.close()
-            options = _client_options(self.kafka)
             name = f"{self.kafka.client_id}-lag"
-            admin = AIOKafkaAdminClient(client_id=name, **options)
-            try:
-                await admin.start()
-            except BaseException:
-                await admin.close()
-                raise
-            self._admin = admin
-            # Created only now: a consumer that was never started cannot be closed cleanly.
-            offsets = AIOKafkaConsumer(client_id=name, enable_auto_commit=False, **options)
-            try:
-                await offsets.start()
-            except BaseException:
-                await offsets.stop()
-                raise
-            self._offsets = offsets
+            self._admin, self._offsets = await open_offset_clients(self.kafka, name)
         return self._admin, self._offsets
 
     async def _topic_partitions(
@@ -118,11 +103,3 @@ class ConsumerLagProbe:
 
 def _offset(entry: Any) -> int:
     return -1 if entry is None else int(entry.offset)
-
-
-def _client_options(kafka: KafkaSettings) -> dict[str, Any]:
-    return {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "request_timeout_ms": 5000,
-        **security_kwargs(kafka),
-    }
