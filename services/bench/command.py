@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -20,8 +21,15 @@ def _log(line: str) -> None:
     typer.echo(line, err=True)
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SIGTERM (a timeout, an orchestrator) unwinds like Ctrl-C, so the spawned services, the
+    # embedded PostgreSQL and Tansu are stopped instead of outliving the bench.
+    raise SystemExit(128 + signum)
+
+
 def run_bench(options: BenchOptions, json_out: Path | None) -> int:
     """Run the bench; print the JSON report (and write it to json_out); 1 when a check failed."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     quiet_client_logs()
     configured = running_stack()
     if configured is not None and options.history:
