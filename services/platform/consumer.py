@@ -168,10 +168,15 @@ class Consumer:
         return False
 
     async def _one_by_one(self, items: list[_Item]) -> None:
-        """Each record in its own transaction; a partition stops at a record that must wait."""
+        """Each record in its own transaction; a partition stops at a record that must wait.
+
+        A first pass tries each record once: one that fails transiently (e.g. a payment whose
+        saga's CheckoutStarted is further on in this batch, on another topic) waits, with the
+        rest of its partition, until its neighbours went; then those get their full retries.
+        """
         waiting: set[tuple[str, int]] = set()
         failure: RetryLaterError | None = None
-        for item in items:
+        for item in await self._first_pass(items):
             position = (item.delivery.topic, item.delivery.partition)
             if position in waiting:
                 continue  # later records of that partition must not overtake it
@@ -183,7 +188,24 @@ class Consumer:
         if failure is not None:
             raise failure
 
-    async def _single(self, item: _Item) -> None:
+    async def _first_pass(self, items: list[_Item]) -> list[_Item]:
+        """Each record once, without backoff; returns those left for the retrying pass."""
+        later: list[_Item] = []
+        held: set[tuple[str, int]] = set()
+        for item in items:
+            position = (item.delivery.topic, item.delivery.partition)
+            if position not in held:
+                try:
+                    await self._single(item, attempts=1)
+                    continue
+                except RetryLaterError:
+                    held.add(position)
+            later.append(item)
+        return later
+
+    async def _single(self, item: _Item, attempts: int | None = None) -> None:
+        """One record in its own transaction: applied, dead-lettered, or RetryLaterError."""
+        limit = attempts or self.settings.retry_attempts
         started = time.perf_counter()
         attempt = 0
         while True:
@@ -199,8 +221,9 @@ class Consumer:
                     log.exception("%s failed on a record; dead-lettering it", self.service)
                     await self._dead_letter(item, f"{type(exc).__name__}: {exc}", attempt)
                     break
-                if attempt >= self.settings.retry_attempts:
-                    self._count("failed", item.route.message_type)
+                if attempt >= limit:
+                    if attempts is None:
+                        self._count("failed", item.route.message_type)
                     raise RetryLaterError(str(exc)) from exc
                 self._count_retry(exc, item.route.message_type)
                 await asyncio.sleep(self._backoff(attempt))

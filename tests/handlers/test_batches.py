@@ -611,3 +611,28 @@ async def test_a_record_failing_transiently_comes_back_later_without_being_overt
     assert await _reserved(inventory, stuck)
     assert await _reserved(inventory, behind)
     assert await _counters(inventory.engine, [x]) == {x: (94, 6, 0)}
+
+
+async def test_a_payment_ahead_of_its_checkout_in_one_batch_waits_for_it_not_for_retries(
+    saga: ServiceDriver,
+) -> None:
+    # A payer that answers early: its PaymentCompleted (one topic) comes before the order's
+    # CheckoutStarted (another topic) in one fetched batch. The batch fails as a whole (no
+    # saga yet for the payment); one by one, the payment must let the checkout go first
+    # rather than burn its retries and send the whole batch back to Kafka.
+    order_id = new_id()
+    started, paid = uuid.uuid4(), uuid.uuid4()
+    retried_before = saga.consumer.outcomes["retried"]
+
+    outcomes = await saga.consumer.process_batch(
+        [
+            _record(saga, _paid(order_id), 1, paid),
+            _record(saga, checkout_started(order_id), 1, started),
+        ]
+    )
+
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED]
+    assert saga.consumer.outcomes["retried"] == retried_before  # no backoff was needed
+    state, _ = (await _sagas(saga.engine, [order_id]))[order_id]
+    assert state == "Submitted"  # the early payment is remembered until stock is held
+    assert [name for name, _ in await _commands(saga, order_id)] == ["ReserveStockForOrder"]
