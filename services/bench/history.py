@@ -52,7 +52,8 @@ CREATE TEMP TABLE hist_c ON COMMIT DROP AS
 SELECT g AS i, 2 * (g % 3) + CASE WHEN g % 10 = 0 THEN 1 ELSE 0 END AS k,
        left(gen_random_uuid()::text, 32) AS p, 'hist-buyer-' || (g % 997) AS buyer,
        s[1 + g % n] AS s1, s[1 + (g + 1) % n] AS s2, s[1 + (g + 2) % n] AS s3,
-       now() - make_interval(secs => :span * (:count - g + 1) / :count) AS at, g % :lanes AS lane
+       now() - make_interval(secs => CAST(:span AS float8) * (:count - g + 1) / :count) AS at,
+       g % :lanes AS lane
 FROM generate_series(1, :count) AS g,
      (SELECT CAST(:skus AS text[]) AS s, cardinality(CAST(:skus AS text[])) AS n) AS catalog
 """
