@@ -203,6 +203,24 @@ def bench(
     raise typer.Exit(run_bench(options, json_out))
 
 
+@cli.command("bench-idle")
+def bench_idle(
+    seconds: Annotated[float, typer.Option(min=1, help="CPU is read over this window.")] = 30.0,
+    processes: Annotated[int, typer.Option(min=1, help="Processes per service and relays.")] = 1,
+) -> None:
+    """What the stack costs with nothing in flight: CPU per group in % of a core (JSON).
+
+    Starts embedded PostgreSQL and Kafka and every service as in `bench`, waits until the
+    consumers have gone idle, then reads CPU over the window. See docs/performance.md.
+    """
+    from services.bench.idle import run_idle
+    from services.devstack import quiet_client_logs
+
+    _settings()
+    quiet_client_logs()
+    typer.echo(run_idle(seconds, processes, lambda line: typer.echo(line, err=True)))
+
+
 @cli.command("cart-api")
 def cart_api() -> None:
     """Serve the shoppers' cart and checkout HTTP API (CHECKOUT_CART__HTTP_HOST/PORT)."""
