@@ -15,14 +15,13 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts import MessageHeaders
 from contracts.codec import Decoded, InvalidMessageError, decode
 from services.platform import inbox, outbox
 from services.platform.delivery import (
@@ -33,16 +32,17 @@ from services.platform.delivery import (
     Mailbox,
     Outcome,
     RejectedMessageError,
+    RetryLaterError,
+    Route,
     dead_letter,
     is_transient,
-    span_attributes,
     traced,
+    worth_retrying_whole,
 )
+from services.platform.observe import log_rejected, observed
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import ConsumerSettings
 from services.platform.telemetry import Telemetry, scope
-from services.platform.telemetry.logs import message_context
-from services.platform.telemetry.tracing import current_ids, parent_context
 
 __all__ = [
     "BatchHooks",
@@ -61,19 +61,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("checkout_saga.consumer")
-
-
-class RetryLaterError(Exception):
-    """Transient failures outlived the retries: the records go back to Kafka, uncommitted."""
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """The message type a topic carries for a consumer and the use case that applies it."""
-
-    message_type: str
-    handler: Handler
-    hooks: BatchHooks | None = None
 
 
 @dataclass(slots=True)
@@ -158,7 +145,7 @@ class Consumer:
                 # A version conflict or a deadlock is worth one more try of the whole slot from a
                 # fresh read; anything else (a poison record, a saga not created yet) is isolated
                 # by handling the records one by one.
-                if _worth_retrying_whole(exc) and attempt == 1:
+                if worth_retrying_whole(exc) and attempt == 1:
                     self._count_retry(exc, "batch")
                     await asyncio.sleep(self._backoff(attempt))
                     continue
@@ -286,38 +273,8 @@ class Consumer:
             time.perf_counter() - started
         )
 
-    @contextmanager
-    def _observed(self, delivery: Delivery, message_type: str) -> Iterator[Span | None]:
-        """Logs carry the message's ids and a span continues the message's trace."""
-        headers = delivery.headers
-        order_id = headers.get(MessageHeaders.CORRELATION_ID) or delivery.key
-        message_id = headers.get(MessageHeaders.MESSAGE_ID)
-        with ExitStack() as stack:
-            stack.enter_context(
-                message_context(
-                    service=self.service,
-                    message_type=message_type,
-                    order_id=order_id,
-                    message_id=message_id,
-                    causation_id=headers.get(MessageHeaders.CAUSATION_ID),
-                )
-            )
-            parent = parent_context(headers, order_id, message_id)
-            if not self.telemetry.tracing.recording:
-                # No tracer records spans: only carry the trace on to what this record causes
-                # (its outbox rows' traceparent), without the cost of a span per record.
-                stack.enter_context(self.telemetry.tracing.continuing(parent))
-                yield None
-                return
-            span = stack.enter_context(
-                self.telemetry.tracing.consuming(
-                    f"{self.service} process {message_type}",
-                    parent,
-                    span_attributes(delivery, self.service, order_id, message_id),
-                )
-            )
-            stack.enter_context(message_context(**current_ids()))
-            yield span
+    def _observed(self, delivery: Delivery, message_type: str) -> ContextManager[Span | None]:
+        return observed(self.telemetry, self.service, delivery, message_type)
 
     def _count(self, outcome: str, message_type: str) -> None:
         self.outcomes[outcome] += 1
@@ -346,22 +303,7 @@ class Consumer:
         self._count(Outcome.DEAD_LETTERED, item.route.message_type)
 
     def _log_rejected(self, delivery: Delivery, reason: str) -> None:
-        log.warning(
-            "rejected message",
-            extra={
-                "service": self.service,
-                "topic": delivery.topic,
-                "partition": delivery.partition,
-                "offset": delivery.offset,
-                "reason": reason,
-            },
-        )
-
-
-def _worth_retrying_whole(exc: Exception) -> bool:
-    # ConflictError subclasses mean "not yet" (e.g. a saga not created), which one record at a
-    # time handles better: its neighbours need not wait for it.
-    return is_transient(exc) and (type(exc) is ConflictError or not isinstance(exc, ConflictError))
+        log_rejected(self.service, delivery, reason)
 
 
 def _hooks(items: list[_Item]) -> list[tuple[BatchHooks, list[Decoded]]]:

@@ -102,6 +102,25 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def worth_retrying_whole(exc: Exception) -> bool:
+    # ConflictError subclasses mean "not yet" (e.g. a saga not created), which one record at a
+    # time handles better: its neighbours need not wait for it.
+    return is_transient(exc) and (type(exc) is ConflictError or not isinstance(exc, ConflictError))
+
+
+class RetryLaterError(Exception):
+    """Transient failures outlived the retries: the records go back to Kafka, uncommitted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The message type a topic carries for a consumer and the use case that applies it."""
+
+    message_type: str
+    handler: Handler
+    hooks: BatchHooks | None = None
+
+
 def span_attributes(
     delivery: Delivery, service: str, order_id: str | None, message_id: str | None
 ) -> dict[str, str | int]:
