@@ -46,7 +46,7 @@ from tests.chaos.conftest import PARTITIONS
 from tests.chaos.invariants import rows, saga_states, until, violations
 from tests.chaos.load import ChaosLoad, drive, pay_late, plan, prepare
 from tests.chaos.monkey import ChaosMonkey
-from tests.chaos.wire import check_wire
+from tests.chaos.wire import settled_and_accounted
 from tests.support.payer import publish
 from tests.support.processes import Fleet
 
@@ -377,13 +377,7 @@ async def test_kills_in_the_middle_of_large_batches_lose_and_double_nothing(
     # Sagas that did not become final in SETTLE_TIMEOUT_S will not: report them at once.
     problems = await until(lambda: violations(chaos_db, load), SETTLE_TIMEOUT_S if settled else 0)
     assert not problems, f"{replay}: {report}\n{monkey.summary()}\n" + "\n".join(problems[:40])
-    await asyncio.sleep(2.0)  # quiescent: nothing more may change once the invariants hold
-    problems = await violations(chaos_db, load)
-    assert not problems, f"{replay}, after quiescence:\n" + "\n".join(problems[:40])
-    chaos_published |= load.published
-    wire = await check_wire(chaos_bootstrap, chaos_db, chaos_published)
-    assert not wire.unaccounted, f"{replay}:\n" + "\n".join(wire.unaccounted[:40])
-    assert not wire.missing, f"{replay}:\n" + "\n".join(wire.missing[:40])
+    wire = await settled_and_accounted(chaos_bootstrap, chaos_db, load, chaos_published, replay)
 
     # The test did what it claims: every targeted kill landed with a backlog still pending, and
     # after the process had done part of it (so it was working through it, not starting up).

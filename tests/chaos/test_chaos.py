@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.chaos.invariants import saga_states, until, violations
 from tests.chaos.load import ChaosLoad, drive, pay_late, plan, prepare
 from tests.chaos.monkey import ChaosMonkey
-from tests.chaos.wire import check_wire
+from tests.chaos.wire import settled_and_accounted
 from tests.support.processes import Fleet
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
@@ -96,13 +96,7 @@ async def test_no_checkout_is_lost_or_doubled_under_chaos(
 
     problems = await until(lambda: violations(chaos_db, load), SETTLE_TIMEOUT_S)
     assert not problems, f"{replay}: {monkey.summary()}\n" + "\n".join(problems[:40])
-    await asyncio.sleep(2.0)  # quiescent: nothing more may change once the invariants hold
-    problems = await violations(chaos_db, load)
-    assert not problems, f"{replay}, after quiescence:\n" + "\n".join(problems[:40])
-    chaos_published |= load.published
-    wire = await check_wire(chaos_bootstrap, chaos_db, chaos_published)
-    assert not wire.unaccounted, f"{replay}:\n" + "\n".join(wire.unaccounted[:40])
-    assert not wire.missing, f"{replay}:\n" + "\n".join(wire.missing[:40])
+    wire = await settled_and_accounted(chaos_bootstrap, chaos_db, load, chaos_published, replay)
 
     states = await saga_states(chaos_db, load)
     confirmed = sum(1 for r in states.values() if r["state"] == "Confirmed")

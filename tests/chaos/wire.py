@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 
@@ -13,7 +14,8 @@ from contracts.topics import all_topics
 from services.platform.consumer import Delivery, dead_letter
 from services.platform.dlq import read_from_beginning
 from services.runtime import SERVICES
-from tests.chaos.invariants import rows
+from tests.chaos.invariants import rows, violations
+from tests.chaos.load import ChaosLoad
 
 
 @dataclass
@@ -101,3 +103,25 @@ async def check_wire(
         if sent and message_id not in seen
     ]
     return report
+
+
+async def settled_and_accounted(
+    bootstrap: str,
+    db: AsyncEngine,
+    load: ChaosLoad,
+    published_by_test: set[uuid.UUID],
+    replay: str,
+) -> WireReport:
+    """Invariants still hold after a quiet spell, and the wire matches the committed rows.
+
+    `published_by_test` grows by this load's own records (later seeds on the same broker read
+    them too).
+    """
+    await asyncio.sleep(2.0)  # quiescent: nothing more may change once the invariants hold
+    problems = await violations(db, load)
+    assert not problems, f"{replay}, after quiescence:\n" + "\n".join(problems[:40])
+    published_by_test |= load.published
+    wire = await check_wire(bootstrap, db, published_by_test)
+    assert not wire.unaccounted, f"{replay}:\n" + "\n".join(wire.unaccounted[:40])
+    assert not wire.missing, f"{replay}:\n" + "\n".join(wire.missing[:40])
+    return wire
