@@ -193,7 +193,6 @@ class Consumer:
     async def _single(self, item: _Item, attempts: int | None = None) -> None:
         """One record in its own transaction: applied, dead-lettered, or RetryLaterError."""
         limit = attempts or self.settings.retry_attempts
-        started = time.perf_counter()
         attempt = 0
         while True:
             attempt += 1
@@ -214,7 +213,6 @@ class Consumer:
                     raise RetryLaterError(str(exc)) from exc
                 self._count_retry(exc, item.route.message_type)
                 await asyncio.sleep(self._backoff(attempt))
-        self._observe_handling(item, started)
 
     async def _transaction(self, items: list[_Item]) -> None:
         """Inbox claim of every id, the steps in record order, one outbox insert, one commit."""
@@ -255,8 +253,14 @@ class Consumer:
 
     async def _handle(self, conn: AsyncConnection, item: _Item) -> list[OutboxMessage]:
         assert item.decoded is not None
-        with self._observed(item.delivery, item.route.message_type):
-            return traced(await item.route.handler(conn, item.decoded))
+        service, message_type = self.service, item.route.message_type
+        started = time.perf_counter()
+        with self._observed(item.delivery, message_type):
+            produced = traced(await item.route.handler(conn, item.decoded))
+        took = time.perf_counter() - started
+        # Counted when the batch's transaction commits, like everything a handler observes.
+        scope.observe(lambda m: m.handling.labels(service, message_type).observe(took))
+        return produced
 
     def _settle(self, items: list[_Item], fresh: set[int]) -> None:
         for item in items:
@@ -267,11 +271,6 @@ class Consumer:
                 item.outcome = Outcome.APPLIED if id(item) in fresh else Outcome.DUPLICATE
             self._count(item.outcome, item.route.message_type)
         self.telemetry.metrics.batches.labels(self.service).observe(len(items))
-
-    def _observe_handling(self, item: _Item, started: float) -> None:
-        self.telemetry.metrics.handling.labels(self.service, item.route.message_type).observe(
-            time.perf_counter() - started
-        )
 
     def _observed(self, delivery: Delivery, message_type: str) -> ContextManager[Span | None]:
         return observed(self.telemetry, self.service, delivery, message_type)

@@ -636,3 +636,26 @@ async def test_a_payment_ahead_of_its_checkout_in_one_batch_waits_for_it_not_for
     state, _ = (await _sagas(saga.engine, [order_id]))[order_id]
     assert state == "Submitted"  # the early payment is remembered until stock is held
     assert [name for name, _ in await _commands(saga, order_id)] == ["ReserveStockForOrder"]
+
+
+def _handled(consumer: Consumer, message_type: str) -> float:
+    """How many records of this type the handling histogram counted."""
+    registry = consumer.telemetry.metrics.registry
+    labels = {"service": consumer.service, "message_type": message_type}
+    return registry.get_sample_value("checkout_message_handling_seconds_count", labels) or 0.0
+
+
+async def test_handling_time_is_counted_once_per_applied_record_in_a_batch(
+    saga: ServiceDriver,
+) -> None:
+    orders = [(new_id(), uuid.uuid4()) for _ in range(3)]
+    first, first_id = orders[0]
+    before = _handled(saga.consumer, "CheckoutStarted")
+
+    await saga.consumer.process_batch(
+        [_record(saga, checkout_started(o), 2, message_id) for o, message_id in orders]
+        # The same message again (same id): the inbox drops it, its handler never runs.
+        + [_record(saga, checkout_started(first), 2, first_id)]
+    )
+
+    assert _handled(saga.consumer, "CheckoutStarted") == before + 3

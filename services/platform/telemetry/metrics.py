@@ -52,7 +52,7 @@ class Metrics:
         )
         self.handling = Histogram(
             "checkout_message_handling_seconds",
-            "Time to handle one delivery, retries included.",
+            "Time one record's use case took inside its batch transaction (committed ones).",
             ["service", "message_type"],
             buckets=_HANDLING_BUCKETS,
             registry=r,
