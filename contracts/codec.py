@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -56,12 +55,12 @@ def decode(raw: bytes, expected_type: str | None = None) -> Decoded:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidMessageError(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidMessageError(f"malformed JSON: {exc}") from None
-    try:
-        envelope = Envelope.model_validate(document)
+        # pydantic-core parses the bytes itself: no json.loads and a second walk of a dict.
+        envelope = Envelope.model_validate_json(raw)
     except ValidationError as exc:
+        malformed = [e for e in exc.errors() if e["type"] == "json_invalid"]
+        if malformed:
+            raise InvalidMessageError(f"malformed JSON: {malformed[0]['msg']}") from None
         raise InvalidMessageError(f"invalid envelope: {_short(exc)}") from None
     cls = message_class_for_type(envelope.message_type)
     if cls is None:
