@@ -61,6 +61,8 @@ def run_idle(seconds: float, processes: int, log: Callable[[str], None]) -> str:
     """Start an owned stack, measure it idle, stop it; the JSON report."""
     with scratch_dir() as scratch, owned_servers(Path(scratch)) as (settings, infra):
         fleet = new_fleet(settings, Payer(), processes, Path(scratch) / "logs")
+        # The product's own deadline poll, not the load bench's faster one.
+        fleet.env.pop("CHECKOUT_SAGA__TIMEOUT_POLL_INTERVAL_S", None)
         stack = Stack(settings, owned=True, infra=infra, fleet=fleet)
         quiet_s = settings.kafka.idle_after_s + 5
         report = asyncio.run(_measure(stack, seconds, quiet_s, log))

@@ -73,8 +73,10 @@ class RelaySettings(BaseModel):
     """Outbox relay tuning."""
 
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    # LISTEN/NOTIFY wakes the relay at once; this poll only covers a lost notification.
-    poll_interval_s: float = Field(default=1.0, gt=0)
+    # LISTEN/NOTIFY wakes the relay at once (and a lost LISTEN connection is reopened with one
+    # full pass); this poll only covers a lost notification, so it can be slow: each poll is a
+    # transaction per schema, every interval, for nothing while the stack is idle.
+    poll_interval_s: float = Field(default=5.0, gt=0)
     # Keys hash into lanes; one relay at a time owns a lane, so order per key holds with many relays.
     lanes: int = Field(default=8, ge=1, le=256)
     sent_retention_s: float = Field(default=24 * 3600, ge=60)
