@@ -87,9 +87,10 @@ def _assert_costs(report: dict[str, object]) -> None:
     assert isinstance(latency, dict)
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     # Every saga is at least: checkout, order created, reserve, reserved, payment requested,
-    # answer, confirm or fail, final order event; each a message handled in a transaction.
+    # answer, confirm or fail, final order event; each a message claimed in an inbox. Batches
+    # share transactions between sagas, so commits per saga only have to be counted at all.
     assert report["kafka_records_per_saga"] >= 8  # type: ignore[operator]
-    assert report["db_commits_per_saga"] >= 8  # type: ignore[operator]
+    assert report["db_commits_per_saga"] > 0  # type: ignore[operator]
     assert report["db_row_writes_per_saga"] >= 8  # type: ignore[operator]
     cpu = report["cpu_s_per_saga"]
     assert isinstance(cpu, dict)
