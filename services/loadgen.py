@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import CheckoutStarted, LineItem
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
+from services.bench import counters
 from services.platform.broker import security_kwargs
 from services.platform.settings import Settings
 
@@ -92,26 +93,6 @@ async def _publish(producer: AIOKafkaProducer, checkout: CheckoutStarted) -> dat
     return envelope.occurred_at
 
 
-async def _stock_total(engine: AsyncEngine, skus: Sequence[str]) -> int:
-    async with engine.connect() as conn:
-        total = await conn.scalar(
-            text(
-                "SELECT coalesce(sum(available + reserved + deducted), 0) "
-                "FROM inventory.products WHERE sku = ANY(:skus)"
-            ),
-            {"skus": list(skus)},
-        )
-    return int(total or 0)
-
-
-async def _commits(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        value = await conn.scalar(
-            text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-        )
-    return int(value or 0)
-
-
 class _Watcher:
     """Polls saga rows of the pending orders and records each one's finish."""
 
@@ -150,8 +131,8 @@ async def drive(
 ) -> LoadResult:
     """Publish the checkouts (at most `concurrency` unfinished at once) and wait for all."""
     skus = sorted({i.sku for c in checkouts for i in c.items})
-    stock_before = await _stock_total(engine, skus)
-    commits_before = await _commits(engine)
+    stock_before, _ = await counters.stock_totals(engine, skus)
+    commits_before = (await counters.db_counters(engine)).commits
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         enable_idempotence=settings.kafka.enable_idempotence,
@@ -168,9 +149,9 @@ async def drive(
         await producer.stop()
     result = LoadResult(orders=len(checkouts), elapsed_s=time.monotonic() - began)
     _summarize(result, watcher)
-    result.transactions = await _commits(engine) - commits_before
+    result.transactions = (await counters.db_counters(engine)).commits - commits_before
     result.refunded = await _refunds(engine, list(started))
-    result.stock_conserved = await _stock_total(engine, skus) == stock_before
+    result.stock_conserved = (await counters.stock_totals(engine, skus))[0] == stock_before
     return result
 
 
