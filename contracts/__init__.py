@@ -12,10 +12,12 @@ from contracts.cart_events import (
 )
 from contracts.envelope import Envelope, MessageHeaders, command_id
 from contracts.messages import (
+    CheckoutGroupCompleted,
     CheckoutStarted,
     ClearCart,
     ConfirmOrder,
     DeductStock,
+    GroupOutcome,
     LineItem,
     Message,
     OrderConfirmed,
@@ -27,6 +29,7 @@ from contracts.messages import (
     PaymentRefunded,
     PaymentRequested,
     RefundPayment,
+    RejectedLine,
     ReleaseStockReservations,
     Reservation,
     ReserveStockForOrder,
@@ -34,9 +37,12 @@ from contracts.messages import (
     StockReservationCompleted,
     StockReservationFailed,
     StockShortage,
+    VendorOrderResult,
+    WireModel,
 )
 from contracts.registry import ALL_MESSAGES
 from contracts.topics import DEAD_LETTER_TOPIC, TOPICS, message_class_for_type, topic_for
+from contracts.types import CheckoutPolicy, RejectionReason
 
 __all__ = [
     "ALL_MESSAGES",
@@ -47,11 +53,14 @@ __all__ = [
     "CartEvent",
     "CartItemAdded",
     "CartItemRemoved",
+    "CheckoutGroupCompleted",
+    "CheckoutPolicy",
     "CheckoutStarted",
     "ClearCart",
     "ConfirmOrder",
     "DeductStock",
     "Envelope",
+    "GroupOutcome",
     "LineItem",
     "Message",
     "MessageHeaders",
@@ -64,6 +73,8 @@ __all__ = [
     "PaymentRefunded",
     "PaymentRequested",
     "RefundPayment",
+    "RejectedLine",
+    "RejectionReason",
     "ReleaseStockReservations",
     "Reservation",
     "ReserveStockForOrder",
@@ -71,6 +82,8 @@ __all__ = [
     "StockReservationCompleted",
     "StockReservationFailed",
     "StockShortage",
+    "VendorOrderResult",
+    "WireModel",
     "command_id",
     "message_class_for_type",
     "topic_for",

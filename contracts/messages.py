@@ -5,27 +5,63 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, ClassVar
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from contracts.envelope import SCHEMA_VERSION, Envelope, utcnow
 from contracts.types import (
     MAX_LINE_ITEMS,
     BuyerId,
+    CheckoutPolicy,
     Currency,
     Email,
     Money,
     Quantity,
     Reason,
+    RejectionReason,
     Sku,
+    VendorId,
 )
 
+TotalAmount = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
+"""A sum of lines (zero when every line of an order was rejected)."""
 
-class Message(BaseModel):
-    """Base of every payload: strict, immutable, keyed by the order it belongs to."""
+
+class WireModel(BaseModel):
+    """Base of every wire model: strict and immutable; later additions stay off the wire unset.
+
+    `ADDITIONS` names the fields added after schema version 1 was published. Each is optional,
+    and left out of the JSON while it holds its default, so a plain single-vendor checkout
+    still reads, byte for byte, as a version-1 consumer (which forbids unknown fields) expects.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    ADDITIONS: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if self.ADDITIONS and isinstance(dumped, dict):
+            fields = type(self).model_fields
+            for name in self.ADDITIONS:
+                if name in dumped and getattr(self, name) == fields[name].default:
+                    del dumped[name]
+        return dumped
+
+
+class Message(WireModel):
+    """Base of every payload: strict, immutable, keyed by the order it belongs to."""
+
     message_type: ClassVar[str]
 
     order_id: uuid.UUID
@@ -53,14 +89,19 @@ def _unique_skus(skus: list[str]) -> None:
         raise ValueError("each sku may appear only once; merge the quantities")
 
 
-class LineItem(BaseModel):
-    """One product line of a checkout: sku, quantity and the unit price the buyer saw."""
+class LineItem(WireModel):
+    """One product line of a checkout: sku, quantity, the unit price the buyer saw, the vendor."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    ADDITIONS = frozenset({"vendor_id"})
 
     sku: Sku
     quantity: Quantity
     unit_price: Money
+    vendor_id: VendorId | None = Field(
+        default=None,
+        description="The vendor selling this line (marketplaces); lines without one form "
+        "one vendor order of their own.",
+    )
 
 
 class StockItem(BaseModel):
@@ -91,6 +132,23 @@ class StockShortage(BaseModel):
     requested: Quantity
     available: Annotated[int, Field(ge=0)] | None
 
+    @property
+    def reason(self) -> RejectionReason:
+        """Unavailable (no such product) or insufficient stock."""
+        if self.available is None:
+            return RejectionReason.UNAVAILABLE
+        return RejectionReason.INSUFFICIENT_STOCK
+
+
+class RejectedLine(BaseModel):
+    """One line a partial checkout went on without: the product, its quantity and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: Sku
+    quantity: Quantity
+    reason: RejectionReason
+
 
 class CheckoutStarted(Message):
     """Upstream or the cart API -> saga and orders: a buyer submitted a checkout; start its saga."""
@@ -102,12 +160,26 @@ class CheckoutStarted(Message):
     cart_id: uuid.UUID | None = None
     currency: Currency
     items: Annotated[list[LineItem], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
+    policy: CheckoutPolicy = Field(
+        default=CheckoutPolicy.ALL_OR_NOTHING,
+        description="all_or_nothing (default): any short line fails the whole checkout. "
+        "partial: short lines are rejected and the rest goes on, vendor order by vendor order.",
+    )
+
+    ADDITIONS = frozenset({"policy"})
 
     @field_validator("items")
     @classmethod
     def _skus_unique(cls, items: list[LineItem]) -> list[LineItem]:
         _unique_skus([item.sku for item in items])
         return items
+
+    @model_validator(mode="after")
+    def _not_from_own_store(self) -> CheckoutStarted:
+        own = sorted(i.sku for i in self.items if i.vendor_id == self.buyer_id)
+        if own:
+            raise ValueError(f"a buyer cannot buy from their own vendor store: {', '.join(own)}")
+        return self
 
     @property
     def total(self) -> Decimal:
@@ -121,6 +193,12 @@ class ReserveStockForOrder(Message):
     message_type: ClassVar[str] = "ReserveStockForOrder"
 
     items: Annotated[list[StockItem], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
+    policy: CheckoutPolicy = Field(
+        default=CheckoutPolicy.ALL_OR_NOTHING,
+        description="partial: hold the lines that can be held and reject the others.",
+    )
+
+    ADDITIONS = frozenset({"policy"})
 
     @field_validator("items")
     @classmethod
@@ -130,11 +208,17 @@ class ReserveStockForOrder(Message):
 
 
 class StockReservationCompleted(Message):
-    """Inventory -> saga: every line of the order is held; here are the reservations."""
+    """Inventory -> saga: the order's lines are held (a partial one: all but the rejected)."""
 
     message_type: ClassVar[str] = "StockReservationCompleted"
 
     reservations: Annotated[list[Reservation], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
+    rejected: Annotated[list[StockShortage], Field(max_length=MAX_LINE_ITEMS)] = Field(
+        default=[],
+        description="Lines a partial reservation could not hold; nothing is held for them.",
+    )
+
+    ADDITIONS = frozenset({"rejected"})
 
 
 class StockReservationFailed(Message):
@@ -202,6 +286,13 @@ class ConfirmOrder(Message):
     message_type: ClassVar[str] = "ConfirmOrder"
 
     payment_id: uuid.UUID
+    rejected: Annotated[list[RejectedLine], Field(max_length=MAX_LINE_ITEMS)] = Field(
+        default=[],
+        description="Lines of a partial checkout that were not reserved: the vendor orders go "
+        "on without them, and a vendor order left with no line fails.",
+    )
+
+    ADDITIONS = frozenset({"rejected"})
 
 
 class OrderFailed(Message):
@@ -210,6 +301,11 @@ class OrderFailed(Message):
     message_type: ClassVar[str] = "OrderFailed"
 
     reason: Reason
+    rejected: Annotated[list[RejectedLine], Field(max_length=MAX_LINE_ITEMS)] = Field(
+        default=[], description="Lines of a partial checkout that were not reserved."
+    )
+
+    ADDITIONS = frozenset({"rejected"})
 
 
 class DeductStock(Message):
@@ -236,18 +332,46 @@ class ClearCart(Message):
     cart_id: uuid.UUID | None = None
 
 
+_GROUP = "The checkout group (the CheckoutStarted's order_id) this vendor order belongs to."
+_VENDOR = "The vendor of this order; absent for lines that name no vendor."
+_MARKETPLACE = frozenset({"checkout_group_id", "vendor_id"})
+
+
 class OrderCreated(Message):
-    """Orders -> analytics (event type `order_created`): an order exists, pending payment."""
+    """Orders -> analytics (event type `order_created`): a vendor order exists, pending payment."""
 
     message_type: ClassVar[str] = "order_created"
 
     buyer_id: BuyerId
     currency: Currency
-    total: Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
+    total: TotalAmount
     items: Annotated[list[LineItem], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
+    checkout_group_id: uuid.UUID | None = Field(default=None, description=_GROUP)
+    vendor_id: VendorId | None = Field(default=None, description=_VENDOR)
+
+    ADDITIONS = _MARKETPLACE
 
 
-class OrderConfirmed(Message):
+class _OrderOutcome(Message):
+    """The fields a final order event adds for marketplaces (all optional)."""
+
+    checkout_group_id: uuid.UUID | None = Field(default=None, description=_GROUP)
+    vendor_id: VendorId | None = Field(default=None, description=_VENDOR)
+    currency: Currency | None = None
+    total: TotalAmount | None = Field(
+        default=None, description="The order total after rejected lines (what is paid for)."
+    )
+    items: Annotated[list[LineItem], Field(max_length=MAX_LINE_ITEMS)] = Field(
+        default=[], description="The lines accepted (reserved)."
+    )
+    rejected: Annotated[list[RejectedLine], Field(max_length=MAX_LINE_ITEMS)] = Field(
+        default=[], description="The lines rejected by a partial checkout, with why."
+    )
+
+    ADDITIONS = _MARKETPLACE | {"currency", "total", "items", "rejected"}
+
+
+class OrderConfirmed(_OrderOutcome):
     """Orders -> analytics (event type `order_confirmed`): the order was paid and confirmed."""
 
     message_type: ClassVar[str] = "order_confirmed"
@@ -255,9 +379,50 @@ class OrderConfirmed(Message):
     payment_id: uuid.UUID
 
 
-class OrderMarkedFailed(Message):
+class OrderMarkedFailed(_OrderOutcome):
     """Orders -> analytics (event type `order_marked_failed`): the order failed, with why."""
 
     message_type: ClassVar[str] = "order_marked_failed"
 
     reason: Reason
+
+
+class GroupOutcome(StrEnum):
+    """How a checkout group ended, from its vendor orders' final states."""
+
+    COMPLETED = "completed"
+    """Every vendor order confirmed."""
+    PARTIALLY_COMPLETED = "partially_completed"
+    """Some vendor orders confirmed, the others failed."""
+    FAILED = "failed"
+    """Every vendor order failed."""
+
+
+class VendorOrderResult(BaseModel):
+    """One vendor order of a finished group: its id, vendor, final status, lines and total."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    order_id: uuid.UUID
+    vendor_id: VendorId | None = None
+    status: Literal["confirmed", "failed"]
+    total: TotalAmount
+    items: Annotated[list[LineItem], Field(max_length=MAX_LINE_ITEMS)]
+    rejected: Annotated[list[RejectedLine], Field(max_length=MAX_LINE_ITEMS)] = []
+    failure_reason: Reason | None = None
+
+
+class CheckoutGroupCompleted(Message):
+    """Orders -> downstream (`checkout_group_completed`): a group's vendor orders are all final."""
+
+    # Keyed by the checkout group id (the CheckoutStarted's order_id); emitted once per group.
+
+    message_type: ClassVar[str] = "checkout_group_completed"
+
+    buyer_id: BuyerId
+    currency: Currency
+    outcome: GroupOutcome
+    balance_due: TotalAmount = Field(
+        description="What the buyer pays: the sum of the confirmed vendor orders' totals."
+    )
+    orders: Annotated[list[VendorOrderResult], Field(min_length=1, max_length=MAX_LINE_ITEMS)]

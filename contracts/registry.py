@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contracts.cart_events import CART_EVENTS
 from contracts.messages import (
+    CheckoutGroupCompleted,
     CheckoutStarted,
     ClearCart,
     ConfirmOrder,
@@ -42,5 +43,6 @@ ALL_MESSAGES: tuple[type[Message], ...] = (
     OrderCreated,
     OrderConfirmed,
     OrderMarkedFailed,
+    CheckoutGroupCompleted,
     *CART_EVENTS,
 )

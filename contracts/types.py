@@ -1,6 +1,7 @@
 """Constrained scalar types shared by every message: ids, SKUs, money, currency, quantities."""
 
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, StringConstraints
@@ -16,5 +17,23 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
 BuyerId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+VendorId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""A marketplace vendor (seller); the same space as buyer ids, so one party can be both."""
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$", max_length=320)]
+
+
+class CheckoutPolicy(StrEnum):
+    """What a checkout does when some lines cannot be reserved."""
+
+    ALL_OR_NOTHING = "all_or_nothing"
+    """Any line short: nothing is reserved and every vendor order fails (the default)."""
+    PARTIAL = "partial"
+    """Short lines are rejected with a reason; the rest goes on, each vendor order on its own."""
+
+
+class RejectionReason(StrEnum):
+    """Why one line of a partial checkout was rejected."""
+
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    UNAVAILABLE = "unavailable"
