@@ -6,9 +6,11 @@ Pure: imports only the standard library, pydantic and contracts (no I/O library,
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from contracts import (
+    CheckoutPolicy,
     ClearCart,
     ConfirmOrder,
     DeductStock,
@@ -18,6 +20,7 @@ from contracts import (
     PaymentFailed,
     PaymentRequested,
     RefundPayment,
+    RejectedLine,
     ReleaseStockReservations,
     Reservation,
     ReserveStockForOrder,
@@ -93,6 +96,9 @@ class SagaInstance:
         event = self.event
         if isinstance(event, StockReservationFailed):
             return event.reason
+        if isinstance(event, StockReservationCompleted) and self.rejected_against_policy():
+            skus = ", ".join(s.sku for s in event.rejected)
+            return _clip(f"inventory rejected lines of an all-or-nothing checkout: {skus}")
         if isinstance(event, PaymentDeadlinePassed):
             return "payment timeout"
         if isinstance(event, PaymentCompleted):
@@ -133,6 +139,18 @@ class SagaInstance:
         moved = self._expect(PaymentDeadlinePassed).deadline != deadline
         return deadline is not None and not moved and self.now >= deadline
 
+    def lines_rejected(self) -> bool:
+        """Inventory held only some lines and rejected the others."""
+        return bool(self._expect(StockReservationCompleted).rejected)
+
+    def rejected_against_policy(self) -> bool:
+        """Inventory rejected lines of a checkout that is all or nothing."""
+        return self.lines_rejected() and self.data.policy is CheckoutPolicy.ALL_OR_NOTHING
+
+    def early_payment_and_rejections(self) -> bool:
+        """A payment arrived early, for the full total, and inventory then held only part."""
+        return self.early_payment() and self.lines_rejected()
+
     def known_reservations(self) -> bool:
         """Every reservation of this event is already recorded."""
         return not self._new_reservations()
@@ -152,6 +170,21 @@ class SagaInstance:
     def record_reservations(self) -> None:
         """Remember the event's reservations (each id once)."""
         self._update(reservations=[*self.data.reservations, *self._new_reservations()])
+
+    def record_rejections(self) -> None:
+        """Remember the lines inventory rejected and lower the amount to the lines it held."""
+        rejected = self._expect(StockReservationCompleted).rejected
+        lines = [RejectedLine(sku=s.sku, quantity=s.requested, reason=s.reason) for s in rejected]
+        # An all-or-nothing saga keeps no prices: its rejections fail it, the amount is moot.
+        prices = self.data.unit_prices
+        value = sum((prices[r.sku] * r.quantity for r in lines if r.sku in prices), Decimal(0))
+        amount = self.data.amount - value if value < self.data.amount else self.data.amount
+        self._update(rejected=[*self.data.rejected, *lines], amount=amount)
+
+    def refund_any_early_payment(self) -> None:
+        """Give the remembered early payment back, if one arrived."""
+        if self.data.early_payment is not None:
+            self._refund(self.data.early_payment)
 
     def request_payment(self) -> None:
         """Send PaymentRequested for the order total and start the payment deadline."""
@@ -190,7 +223,8 @@ class SagaInstance:
         """Record why the order failed and send OrderFailed."""
         reason = self._failure_reason()
         self._update(failure_reason=reason)
-        self._send(OrderFailed(order_id=self.data.order_id, reason=reason))
+        d = self.data
+        self._send(OrderFailed(order_id=d.order_id, reason=reason, rejected=d.rejected))
 
     def accept_payment(self) -> None:
         """This event's payment pays for the order."""
@@ -202,8 +236,9 @@ class SagaInstance:
 
     def confirm_order(self) -> None:
         """Send ConfirmOrder with the accepted payment."""
-        payment_id = _required(self.data.payment_id, "an accepted payment")
-        self._send(ConfirmOrder(order_id=self.data.order_id, payment_id=payment_id))
+        d = self.data
+        payment_id = _required(d.payment_id, "an accepted payment")
+        self._send(ConfirmOrder(order_id=d.order_id, payment_id=payment_id, rejected=d.rejected))
 
     def deduct_stock(self) -> None:
         """Send DeductStock."""

@@ -14,14 +14,16 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from contracts import (
+    CheckoutPolicy,
     CheckoutStarted,
     Message,
     PaymentCompleted,
     PaymentFailed,
+    RejectedLine,
     Reservation,
     StockItem,
 )
-from contracts.types import BuyerId, Currency, Money
+from contracts.types import BuyerId, Currency, Money, Sku
 
 MAX_ANOMALIES = 100
 """Anomalies kept per saga (the newest): a flood of bogus messages must not grow the row forever."""
@@ -50,9 +52,13 @@ class SagaData(BaseModel):
     cart_id: UUID | None = None
     currency: Currency
     # Money, not Decimal: a total no payment can carry fails the saga's start, not its payment
-    # request after stock is already held.
+    # request after stock is already held. A partial reservation lowers it to the held lines.
     amount: Money
     items: Annotated[list[StockItem], Field(min_length=1)]
+    policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING
+    # Only a partial checkout keeps its prices: they price the lines inventory may reject.
+    unit_prices: dict[Sku, Money] = {}
+    rejected: list[RejectedLine] = []
     reservations: list[Reservation] = []
     early_payment: PaymentCompleted | None = None
     early_payment_failure: PaymentFailed | None = None
@@ -78,6 +84,12 @@ class SagaData(BaseModel):
             currency=event.currency,
             amount=event.total,
             items=[StockItem(sku=i.sku, quantity=i.quantity) for i in event.items],
+            policy=event.policy,
+            unit_prices=(
+                {i.sku: i.unit_price for i in event.items}
+                if event.policy is CheckoutPolicy.PARTIAL
+                else {}
+            ),
         )
 
 

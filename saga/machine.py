@@ -93,12 +93,16 @@ TABLE: tuple[Row, ...] = (
     Row("create_saga",                    (NO_SAGA,),  CHECKOUT,   "",                   SUB,   ("reserve_stock",)),
     Row("checkout_repeated",              ANY_SAGA,    CHECKOUT,   "",                   SAME,  DUPLICATE),
     # Submitted
-    Row("reserved_after_early_failure",   (SUB,),      STOCK_OK,   "early_failure",      FAIL,  ("record_reservations", "release_stock", "fail_order")),
+    Row("rejections_not_allowed",         (SUB,),      STOCK_OK,   "rejected_against_policy", FAIL, ("record_reservations", "record_rejections", "note_anomaly", "release_stock", "fail_order", "refund_any_early_payment")),
+    Row("reserved_after_early_failure",   (SUB,),      STOCK_OK,   "early_failure",      FAIL,  ("record_reservations", "record_rejections", "release_stock", "fail_order")),
+    Row("reserved_in_part_after_early_payment", (SUB,), STOCK_OK,  "early_payment_and_rejections", RES, ("record_reservations", "record_rejections", "refund_early_payment", "request_payment")),
     Row("reserved_after_early_payment",   (SUB,),      STOCK_OK,   "early_payment",      CON,   ("record_reservations", "accept_early_payment", *CONFIRM)),
+    Row("stock_reserved_in_part",         (SUB,),      STOCK_OK,   "lines_rejected",     RES,   ("record_reservations", "record_rejections", "request_payment")),
     Row("stock_reserved",                 (SUB,),      STOCK_OK,   "",                   RES,   ("record_reservations", "request_payment")),
     Row("unreserved_after_early_payment", (SUB,),      STOCK_FAIL, "early_payment",      FAIL,  ("fail_order", "refund_early_payment")),
     Row("reservation_failed",             (SUB,),      STOCK_FAIL, "",                   FAIL,  ("fail_order",)),
-    Row("early_payment_repeated",         (SUB,),      PAID,       "known_payment",      SAME,  DUPLICATE),
+    # In StockReserved too: an early payment refunded after a partial reservation, redelivered.
+    Row("early_payment_repeated",         (SUB, RES),  PAID,       "known_payment",      SAME,  DUPLICATE),
     Row("extra_early_payment",            (SUB,),      PAID,       "early_outcome",      SAME,  ("note_anomaly", "refund_payment")),
     Row("early_payment",                  (SUB,),      PAID,       "payment_matches",    SAME,  ("remember_payment",)),
     Row("early_payment_mismatch",         (SUB,),      PAID,       "",                   SAME,  ("note_anomaly", "refund_payment", "remember_mismatch_as_failure")),

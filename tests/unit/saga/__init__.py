@@ -7,6 +7,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from contracts import (
+    CheckoutPolicy,
     CheckoutStarted,
     LineItem,
     Message,
@@ -15,6 +16,7 @@ from contracts import (
     Reservation,
     StockReservationCompleted,
     StockReservationFailed,
+    StockShortage,
 )
 from saga.machine import PaymentDeadlinePassed, SagaEvent, SagaPolicy, StepResult, start, step
 
@@ -32,13 +34,20 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = SagaPolicy(payment_timeout=timedelta(seconds=30))
 
 
-def checkout_started(order_id: UUID = ORDER) -> CheckoutStarted:
+PARTIAL = CheckoutPolicy.PARTIAL
+ADJUSTED = Decimal("10.00")  # the partial total once SKU-B (1 x 15.00) is rejected
+
+
+def checkout_started(
+    order_id: UUID = ORDER, policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING
+) -> CheckoutStarted:
     """A checkout of two lines, 25.00 EUR in total."""
     return CheckoutStarted(
         order_id=order_id,
         buyer_id=BUYER,
         cart_id=CART,
         currency="EUR",
+        policy=policy,
         items=[
             LineItem(sku="SKU-A", quantity=2, unit_price=Decimal("5.00")),
             LineItem(sku="SKU-B", quantity=1, unit_price=Decimal("15.00")),
@@ -55,6 +64,15 @@ def stock_reserved(*ids: UUID) -> StockReservationCompleted:
     """Inventory's success; by default both lines held as R1 and R2."""
     held = [reservation(i, sku=f"SKU-{n}") for n, i in enumerate(ids or (R1, R2))]
     return StockReservationCompleted(order_id=ORDER, reservations=held)
+
+
+def reserved_in_part(held: UUID = R1) -> StockReservationCompleted:
+    """Inventory's partial success: SKU-A held, SKU-B (1 x 15.00) rejected for want of stock."""
+    return StockReservationCompleted(
+        order_id=ORDER,
+        reservations=[reservation(held, sku="SKU-A", quantity=2)],
+        rejected=[StockShortage(sku="SKU-B", requested=1, available=0)],
+    )
 
 
 def stock_failed(reason: str = "out of stock") -> StockReservationFailed:
@@ -77,9 +95,13 @@ def deadline_passed(deadline: datetime) -> PaymentDeadlinePassed:
     return PaymentDeadlinePassed(order_id=ORDER, deadline=deadline)
 
 
-def advance(*events: SagaEvent, now: datetime = NOW) -> StepResult:
-    """A saga started by `checkout_started()` and stepped through `events`, none rejected."""
-    result = start(checkout_started(), now, POLICY)
+def advance(
+    *events: SagaEvent,
+    now: datetime = NOW,
+    policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING,
+) -> StepResult:
+    """A saga started by `checkout_started(policy=...)` and stepped through `events`."""
+    result = start(checkout_started(policy=policy), now, POLICY)
     for event in events:
         result = step(result.state, result.data, event, now, POLICY)
         assert result.outcome != "rejected", result.reason

@@ -15,6 +15,8 @@ from contracts import (
     OrderFailed,
     PaymentRequested,
     RefundPayment,
+    RejectedLine,
+    RejectionReason,
     ReleaseStockReservations,
     ReserveStockForOrder,
     StockItem,
@@ -37,12 +39,14 @@ from saga.machine import (
     trigger_name,
 )
 from tests.unit.saga import (
+    ADJUSTED,
     BUYER,
     CART,
     NOW,
     ORDER,
     P1,
     P2,
+    PARTIAL,
     POLICY,
     R1,
     R2,
@@ -53,6 +57,7 @@ from tests.unit.saga import (
     deadline_passed,
     declined,
     paid,
+    reserved_in_part,
     sent,
     stock_failed,
     stock_reserved,
@@ -174,6 +179,71 @@ def test_row_stock_reserved() -> None:
     assert_ids(result, "stock_reserved")
     assert result.data.payment_deadline == DEADLINE
     assert result.data.reservations == stock_reserved().reservations
+
+
+REJECTED_B = [RejectedLine(sku="SKU-B", quantity=1, reason=RejectionReason.INSUFFICIENT_STOCK)]
+
+
+def test_row_stock_reserved_in_part() -> None:
+    result = apply(advance(policy=PARTIAL), reserved_in_part())
+    assert (result.state, result.transition) == (S.STOCK_RESERVED, "stock_reserved_in_part")
+    # Payment is asked for the lines held, not for the checkout as submitted.
+    request = PaymentRequested(order_id=ORDER, buyer_id=BUYER, amount=ADJUSTED, currency="EUR")
+    assert sent(result) == [request]
+    assert_ids(result, "stock_reserved_in_part")
+    assert (result.data.amount, result.data.rejected) == (ADJUSTED, REJECTED_B)
+    assert [r.reservation_id for r in result.data.reservations] == [R1]
+    assert result.data.payment_deadline == DEADLINE
+
+
+def test_a_partial_saga_confirms_on_the_adjusted_total_and_tells_orders_what_was_rejected() -> None:
+    reserved = advance(reserved_in_part(), policy=PARTIAL)
+    assert apply(reserved, paid(amount=TOTAL)).transition == "payment_mismatch"
+    result = apply(reserved, paid(amount=ADJUSTED))
+    assert (result.state, result.transition) == (S.CONFIRMED, "payment_completed")
+    assert sent(result)[0] == ConfirmOrder(order_id=ORDER, payment_id=P1, rejected=REJECTED_B)
+
+
+def test_a_declined_partial_saga_releases_exactly_what_it_held() -> None:
+    result = apply(advance(reserved_in_part(), policy=PARTIAL), declined())
+    reason = "payment failed: card declined"
+    assert sent(result) == [
+        release(R1, reason=reason),
+        OrderFailed(order_id=ORDER, reason=reason, rejected=REJECTED_B),
+    ]
+
+
+def test_row_reserved_in_part_after_early_payment() -> None:
+    result = apply(advance(paid(), policy=PARTIAL), reserved_in_part())
+    row = "reserved_in_part_after_early_payment"
+    assert (result.state, result.transition) == (S.STOCK_RESERVED, row)
+    # The early payment paid for lines that are not all held: give it back, ask for the rest.
+    request = PaymentRequested(order_id=ORDER, buyer_id=BUYER, amount=ADJUSTED, currency="EUR")
+    assert sent(result) == [refund(P1, row), request]
+    assert_ids(result, f"{row}:{P1}", row)
+    assert result.data.refunded_payment_ids == [P1]
+    assert apply(result, paid(P1)).outcome is Outcome.DUPLICATE
+    assert apply(result, paid(P2, amount=ADJUSTED)).state is S.CONFIRMED
+
+
+def test_row_rejections_not_allowed() -> None:
+    result = apply(advance(paid()), reserved_in_part())
+    row = "rejections_not_allowed"
+    assert (result.state, result.transition) == (S.FAILED, row)
+    reason = "inventory rejected lines of an all-or-nothing checkout: SKU-B"
+    assert sent(result) == [
+        release(R1, reason=reason),
+        OrderFailed(order_id=ORDER, reason=reason, rejected=REJECTED_B),
+        refund(P1, row),
+    ]
+    assert result.anomaly
+    assert row in result.anomaly
+
+
+def test_an_all_or_nothing_saga_without_early_payment_refunds_nothing() -> None:
+    result = apply(advance(), reserved_in_part())
+    assert result.transition == "rejections_not_allowed"
+    assert not any(isinstance(m, RefundPayment) for m in sent(result))
 
 
 def test_row_unreserved_after_early_payment() -> None:

@@ -13,11 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contracts import (
+    CheckoutPolicy,
     ConfirmOrder,
     DeductStock,
     Message,
     OrderFailed,
     PaymentCompleted,
+    PaymentRequested,
     RefundPayment,
     ReleaseStockReservations,
     ReserveStockForOrder,
@@ -36,6 +38,7 @@ from saga.machine import (
     trigger_name,
 )
 from tests.unit.saga import (
+    ADJUSTED,
     NOW,
     P1,
     P2,
@@ -44,15 +47,18 @@ from tests.unit.saga import (
     R1,
     R2,
     R3,
+    TOTAL,
     checkout_started,
     deadline_passed,
     declined,
     paid,
+    reserved_in_part,
     stock_failed,
     stock_reserved,
 )
 
 S = SagaState
+PRICES = {i.sku: i.unit_price for i in checkout_started().items}
 M = TypeVar("M", bound=Message)
 EDGES = {
     (source, row.when, source if row.go_to == SAME else row.go_to)
@@ -68,9 +74,11 @@ def event_for(kind: str, data: SagaData, now: datetime) -> SagaEvent:
         "checkout": checkout_started(),
         "stock_ok": stock_reserved(),
         "stock_ok_other": stock_reserved(R3),
+        "stock_ok_in_part": reserved_in_part(),
         "stock_fail": stock_failed(),
         "paid_p1": paid(P1),
         "paid_p2": paid(P2),
+        "paid_p2_adjusted": paid(P2, amount=ADJUSTED),
         "paid_wrong_amount": paid(P3, amount=Decimal("1.00")),
         "paid_wrong_currency": paid(P3, currency="USD"),
         "declined": declined(),
@@ -83,9 +91,9 @@ def event_for(kind: str, data: SagaData, now: datetime) -> SagaEvent:
 
 KINDS = st.sampled_from(
     [
-        "checkout", "stock_ok", "stock_ok_other", "stock_fail", "paid_p1", "paid_p2",
-        "paid_wrong_amount", "paid_wrong_currency", "declined", "declined_p1", "deadline",
-        "deadline_moved",
+        "checkout", "stock_ok", "stock_ok_other", "stock_ok_in_part", "stock_fail", "paid_p1",
+        "paid_p2", "paid_p2_adjusted", "paid_wrong_amount", "paid_wrong_currency", "declined",
+        "declined_p1", "deadline", "deadline_moved",
     ]
 )  # fmt: skip
 
@@ -137,16 +145,28 @@ def checked_step(before: StepResult, event: SagaEvent, now: datetime, seen: Hist
         assert data.payment_id in {P1, P2}
     if result.state in FINAL_STATES:
         assert data.payment_deadline is None
+    # The amount only ever drops, by exactly the rejected lines' value, and only when partial.
+    rejected_value = sum((PRICES[r.sku] * r.quantity for r in data.rejected), Decimal(0))
+    if data.policy is CheckoutPolicy.PARTIAL or not data.rejected:
+        assert data.amount == TOTAL - rejected_value
+    else:
+        assert result.state == S.FAILED  # all or nothing: a rejection fails the checkout
+    for message in (m.message for m in result.commands):
+        if isinstance(message, PaymentRequested):
+            assert message.amount == data.amount
+        if isinstance(message, ConfirmOrder | OrderFailed):
+            assert message.rejected == data.rejected
     if isinstance(event, PaymentCompleted):
         seen.payments.add(event.payment_id)
     seen.record(result)
     return result
 
 
-def drive_to_final(saga: StepResult, reserve: bool, now: datetime, seen: History) -> StepResult:
-    """Finish a saga the way inventory and the poller would."""
+def drive_to_final(saga: StepResult, reserve: str, now: datetime, seen: History) -> StepResult:
+    """Finish a saga the way inventory ("all", "part" or "none") and the poller would."""
     if saga.state == S.SUBMITTED:
-        event = stock_reserved() if reserve else stock_failed()
+        answers = {"all": stock_reserved(), "part": reserved_in_part(), "none": stock_failed()}
+        event = answers[reserve]
         saga = checked_step(saga, event, now, seen)
     if saga.state == S.STOCK_RESERVED:
         deadline = saga.data.payment_deadline
@@ -170,21 +190,24 @@ def assert_final_invariants(saga: StepResult, seen: History) -> None:
     if saga.state == S.CONFIRMED:
         assert len(seen.of(DeductStock)) == 1
         assert not released
+        charged = [p.amount for p in seen.of(PaymentRequested)]
+        assert charged in ([], [saga.data.amount])  # [] when paid early, in full
     else:
         assert not seen.of(DeductStock)
         assert {r.reservation_id for r in saga.data.reservations} <= released
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     st.lists(st.tuples(KINDS, st.integers(min_value=0, max_value=40)), max_size=30),
-    st.booleans(),
+    st.sampled_from(["all", "part", "none"]),
+    st.sampled_from(list(CheckoutPolicy)),
 )
 def test_any_event_sequence_keeps_the_invariants(
-    events: list[tuple[str, int]], reserve_at_end: bool
+    events: list[tuple[str, int]], reserve_at_end: str, policy: CheckoutPolicy
 ) -> None:
     seen, now = History(), NOW
-    saga = start(checkout_started(), now, POLICY)
+    saga = start(checkout_started(policy=policy), now, POLICY)
     seen.record(saga)
     for kind, seconds in events:
         now += timedelta(seconds=seconds)
