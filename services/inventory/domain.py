@@ -1,4 +1,4 @@
-"""Inventory rules, pure: all-or-nothing reservation plans, and which reservations may change.
+"""Inventory rules, pure: reservation plans (all or nothing, or partial), and what may change.
 
 Imports no I/O library; the repository applies what these functions decide.
 """
@@ -25,9 +25,11 @@ class ReservationStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reserved:
-    """Every line can be held: these reservations."""
+    """These lines can be held (all of them, or a partial plan's reservable ones)."""
 
     reservations: tuple[Reservation, ...]
+    rejected: tuple[StockShortage, ...] = ()
+    """The lines a partial plan goes on without; nothing is held for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,29 +46,40 @@ def reservation_id(order_id: uuid.UUID, sku: str) -> uuid.UUID:
 
 
 def plan_reservation(
-    order_id: uuid.UUID, items: Sequence[StockItem], available: Mapping[str, int]
+    order_id: uuid.UUID,
+    items: Sequence[StockItem],
+    available: Mapping[str, int],
+    *,
+    partial: bool = False,
 ) -> Reserved | Refused:
-    """Decide an all-or-nothing reservation against the (locked) available counts."""
+    """Decide a reservation against the (locked) available counts.
+
+    All or nothing: any short line refuses the whole order. Partial: the short lines are
+    rejected and the others held; an order with no line left is refused all the same.
+    """
     shortages = tuple(
         StockShortage(sku=i.sku, requested=i.quantity, available=available.get(i.sku))
         for i in items
         if available.get(i.sku, -1) < i.quantity
     )
-    if shortages:
-        unknown = [s.sku for s in shortages if s.available is None]
-        short = [s.sku for s in shortages if s.available is not None]
-        parts = ([f"unknown product(s): {', '.join(unknown)}"] if unknown else []) + (
-            [f"insufficient stock for: {', '.join(short)}"] if short else []
-        )
-        return Refused(reason="; ".join(parts), shortages=shortages)
-    return Reserved(
-        tuple(
-            Reservation(
-                reservation_id=reservation_id(order_id, i.sku), sku=i.sku, quantity=i.quantity
-            )
-            for i in sorted(items, key=lambda i: i.sku)
-        )
+    short_skus = {s.sku for s in shortages}
+    holdable = [i for i in items if i.sku not in short_skus]
+    if shortages and not (partial and holdable):
+        return Refused(reason=_refusal(shortages), shortages=shortages)
+    reservations = tuple(
+        Reservation(reservation_id=reservation_id(order_id, i.sku), sku=i.sku, quantity=i.quantity)
+        for i in sorted(holdable, key=lambda i: i.sku)
     )
+    return Reserved(reservations, rejected=shortages)
+
+
+def _refusal(shortages: Sequence[StockShortage]) -> str:
+    unknown = [s.sku for s in shortages if s.available is None]
+    short = [s.sku for s in shortages if s.available is not None]
+    parts = ([f"unknown product(s): {', '.join(unknown)}"] if unknown else []) + (
+        [f"insufficient stock for: {', '.join(short)}"] if short else []
+    )
+    return "; ".join(parts)
 
 
 def releasable(

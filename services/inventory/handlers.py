@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import (
+    CheckoutPolicy,
     DeductStock,
     ReleaseStockReservations,
     ReserveStockForOrder,
@@ -60,13 +61,14 @@ class LockStockFirst:
 
 
 async def reserve_stock(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMessage]:
-    """Hold every line of the order or none; a repeated request gets the first answer again."""
+    """Hold the lines (all or none, or partial: what can be); a repeat gets the first answer."""
     cmd = decoded.message
     assert isinstance(cmd, ReserveStockForOrder)
     previous = await repo.outcome(conn, cmd.order_id)
     if previous is None:
         available = await repo.lock_available(conn, [i.sku for i in cmd.items])
-        plan = plan_reservation(cmd.order_id, cmd.items, available)
+        partial = cmd.policy is CheckoutPolicy.PARTIAL
+        plan = plan_reservation(cmd.order_id, cmd.items, available, partial=partial)
         if isinstance(plan, Refused):
             await repo.record_outcome(conn, cmd.order_id, plan.reason, plan.shortages)
             answer: StockReservationCompleted | StockReservationFailed = StockReservationFailed(
@@ -74,9 +76,12 @@ async def reserve_stock(conn: AsyncConnection, decoded: Decoded) -> list[OutboxM
             )
         else:
             await repo.hold(conn, cmd.order_id, plan.reservations)
-            await repo.record_outcome(conn, cmd.order_id, None)
+            # A success keeps its rejected lines as its shortages, for a repeated request.
+            await repo.record_outcome(conn, cmd.order_id, None, plan.rejected)
             answer = StockReservationCompleted(
-                order_id=cmd.order_id, reservations=list(plan.reservations)
+                order_id=cmd.order_id,
+                reservations=list(plan.reservations),
+                rejected=list(plan.rejected),
             )
     else:
         answer = await _previous_answer(conn, cmd, previous)
@@ -94,7 +99,7 @@ async def _previous_answer(
             order_id=cmd.order_id, reason=reason or "refused", shortages=shortages
         )
     held = [r for r, _ in await repo.order_reservations(conn, cmd.order_id)]
-    return StockReservationCompleted(order_id=cmd.order_id, reservations=held)
+    return StockReservationCompleted(order_id=cmd.order_id, reservations=held, rejected=shortages)
 
 
 async def deduct_stock(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMessage]:

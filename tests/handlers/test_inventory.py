@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import (
+    CheckoutPolicy,
     MessageHeaders,
+    RejectionReason,
     ReserveStockForOrder,
     StockReservationCompleted,
     StockReservationFailed,
@@ -123,6 +125,61 @@ async def test_short_stock_refuses_the_whole_order(inventory: ServiceDriver) -> 
     assert answer.shortages == [StockShortage(sku=scarce, requested=2, available=1)]
     assert await _counters(inventory.engine, plenty) == (10, 0, 0)
     assert await _counters(inventory.engine, scarce) == (1, 0, 0)
+
+
+PARTIAL = CheckoutPolicy.PARTIAL
+
+
+async def test_a_partial_reservation_holds_what_it_can_and_rejects_the_rest(
+    inventory: ServiceDriver,
+) -> None:
+    plenty, scarce = await _stocked(inventory.engine, 10, 1)
+    unknown, order_id = unique_sku(), new_id()
+
+    await inventory.send(reserve_stock(order_id, [(plenty, 4), (scarce, 2), (unknown, 1)], PARTIAL))
+
+    [answer] = await _answers(inventory, order_id)
+    assert isinstance(answer, StockReservationCompleted)
+    assert [(r.sku, r.quantity) for r in answer.reservations] == [(plenty, 4)]
+    assert {(s.sku, s.reason) for s in answer.rejected} == {
+        (scarce, RejectionReason.INSUFFICIENT_STOCK),
+        (unknown, RejectionReason.UNAVAILABLE),
+    }
+    assert await _counters(inventory.engine, plenty) == (6, 4, 0)
+    assert await _counters(inventory.engine, scarce) == (1, 0, 0)  # a rejected line holds nothing
+    assert await _statuses(inventory.engine, order_id) == {plenty: "held"}
+
+
+async def test_a_partial_reservation_with_no_line_left_is_refused(
+    inventory: ServiceDriver,
+) -> None:
+    [scarce] = await _stocked(inventory.engine, 1)
+    order_id = new_id()
+
+    await inventory.send(reserve_stock(order_id, [(scarce, 2)], PARTIAL))
+
+    [answer] = await _answers(inventory, order_id)
+    assert isinstance(answer, StockReservationFailed)
+    assert answer.shortages == [StockShortage(sku=scarce, requested=2, available=1)]
+    assert await _counters(inventory.engine, scarce) == (1, 0, 0)
+
+
+async def test_a_repeated_partial_request_gets_the_same_rejections(
+    inventory: ServiceDriver,
+) -> None:
+    plenty, scarce = await _stocked(inventory.engine, 10, 1)
+    order_id = new_id()
+    request = reserve_stock(order_id, [(plenty, 1), (scarce, 2)], PARTIAL)
+    await inventory.send(request)
+    async with inventory.engine.begin() as conn:
+        await repo.set_stock(conn, scarce, 10)  # restocked meanwhile: the first answer stands
+
+    await inventory.send(request)
+
+    first, again = await _answers(inventory, order_id)
+    assert isinstance(again, StockReservationCompleted)
+    assert first == again
+    assert await _counters(inventory.engine, scarce) == (10, 0, 0)
 
 
 async def test_re_reserving_returns_the_same_reservations(inventory: ServiceDriver) -> None:

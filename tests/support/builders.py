@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from contracts import (
+    CheckoutPolicy,
     CheckoutStarted,
     ClearCart,
     ConfirmOrder,
@@ -68,11 +69,15 @@ def checkout_started(
 
 
 def reserve_stock(
-    order_id: uuid.UUID | None = None, items: Sequence[tuple[str, int]] = (("SKU-1", 1),)
+    order_id: uuid.UUID | None = None,
+    items: Sequence[tuple[str, int]] = (("SKU-1", 1),),
+    policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING,
 ) -> ReserveStockForOrder:
     """A ReserveStockForOrder with (sku, quantity) lines."""
     return ReserveStockForOrder(
-        order_id=order_id or new_id(), items=[StockItem(sku=s, quantity=q) for s, q in items]
+        order_id=order_id or new_id(),
+        items=[StockItem(sku=s, quantity=q) for s, q in items],
+        policy=policy,
     )
 
 

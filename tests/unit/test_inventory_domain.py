@@ -1,4 +1,4 @@
-"""Inventory rules without I/O: all-or-nothing plans, deterministic ids, what may be settled."""
+"""Inventory rules without I/O: all-or-nothing and partial plans, ids, what may be settled."""
 
 from __future__ import annotations
 
@@ -89,3 +89,29 @@ def test_deductible_takes_only_held_reservations() -> None:
 
     assert deductible(statuses) == [held]
     assert deductible({}) == []
+
+
+def test_a_partial_plan_holds_the_available_lines_and_rejects_the_others() -> None:
+    plan = plan_reservation(
+        ORDER, _items(("A", 2), ("B", 3), ("X", 1)), {"A": 2, "B": 1}, partial=True
+    )
+
+    assert isinstance(plan, Reserved)
+    assert [(r.sku, r.quantity) for r in plan.reservations] == [("A", 2)]
+    assert plan.rejected == (
+        StockShortage(sku="B", requested=3, available=1),
+        StockShortage(sku="X", requested=1, available=None),
+    )
+    assert [s.reason for s in plan.rejected] == ["insufficient_stock", "unavailable"]
+
+
+def test_a_partial_plan_with_every_line_short_is_refused() -> None:
+    plan = plan_reservation(ORDER, _items(("A", 2)), {"A": 1}, partial=True)
+
+    assert isinstance(plan, Refused)
+    assert plan.reason == "insufficient stock for: A"
+
+
+def test_a_partial_plan_with_nothing_short_is_a_full_reservation() -> None:
+    full = plan_reservation(ORDER, _items(("A", 1)), {"A": 1})
+    assert plan_reservation(ORDER, _items(("A", 1)), {"A": 1}, partial=True) == full
