@@ -165,7 +165,8 @@ class SagaInstance:
     def reserve_stock(self) -> None:
         """Send ReserveStockForOrder and count it (an invariant allows one)."""
         self._update(reservation_requests=self.data.reservation_requests + 1)
-        self._send(ReserveStockForOrder(order_id=self.data.order_id, items=self.data.items))
+        d = self.data
+        self._send(ReserveStockForOrder(order_id=d.order_id, items=d.items, policy=d.policy))
 
     def record_reservations(self) -> None:
         """Remember the event's reservations (each id once)."""

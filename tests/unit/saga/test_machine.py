@@ -137,6 +137,7 @@ def test_row_create_saga() -> None:
     assert_ids(result, "create_saga")
     data = result.data
     assert (data.order_id, data.buyer_id, data.cart_id) == (ORDER, BUYER, CART)
+    assert (data.policy, data.unit_prices) == ("all_or_nothing", {})
     assert (data.amount, data.currency, data.items) == (TOTAL, "EUR", items)
     assert (data.reservation_requests, data.reservations, data.payment_deadline) == (1, [], None)
 
@@ -179,6 +180,14 @@ def test_row_stock_reserved() -> None:
     assert_ids(result, "stock_reserved")
     assert result.data.payment_deadline == DEADLINE
     assert result.data.reservations == stock_reserved().reservations
+
+
+def test_a_partial_checkout_asks_inventory_for_a_partial_reservation() -> None:
+    result = start(checkout_started(policy=PARTIAL), NOW, POLICY)
+    [request] = sent(result)
+    assert isinstance(request, ReserveStockForOrder)
+    assert request.policy is PARTIAL
+    assert result.data.unit_prices == {"SKU-A": Decimal("5.00"), "SKU-B": Decimal("15.00")}
 
 
 REJECTED_B = [RejectedLine(sku="SKU-B", quantity=1, reason=RejectionReason.INSUFFICIENT_STOCK)]
