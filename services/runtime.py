@@ -17,12 +17,12 @@ from functools import partial
 
 from aiokafka import AIOKafkaProducer
 from faststream import FastStream
-from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import ALL_MESSAGES, Envelope, Message
+from contracts import ALL_MESSAGES
 from contracts.topics import all_topics, topic_for
+from services.asyncapi import WireAsyncAPI, document_dead_letters, document_topic
 from services.platform.batch_loop import BatchLoop
 from services.platform.broker import group_id, make_broker, producer_kwargs
 from services.platform.consumer import Consumer, Route
@@ -61,21 +61,6 @@ def build_specs(settings: Settings, names: Sequence[str]) -> list[ServiceSpec]:
     if unknown:
         raise ValueError(f"unknown service(s): {', '.join(unknown)}; choose from {SERVICES}")
     return [_factory(n)(settings) for n in names]
-
-
-def _document(broker: KafkaBroker, message_cls: type[Message]) -> None:
-    """A documentation-only publisher: puts the topic and its typed envelope in AsyncAPI."""
-    from pydantic import create_model
-
-    typed = create_model(
-        f"{message_cls.__name__}Envelope", __base__=Envelope, payload=(message_cls, ...)
-    )
-    broker.publisher(
-        topic_for(message_cls),
-        title=topic_for(message_cls),
-        description=(message_cls.__doc__ or "").strip(),
-        schema=typed,
-    )
 
 
 class Runtime:
@@ -124,7 +109,8 @@ class Runtime:
         # The wire is the public API: document every message type, whoever publishes it
         # (CheckoutStarted comes from upstream services or the cart API).
         for cls in sorted(ALL_MESSAGES, key=lambda c: c.message_type):
-            _document(self.broker, cls)
+            document_topic(self.broker, cls)
+        document_dead_letters(self.broker)
 
     async def start(self) -> None:
         """Create topics, start the relay and background loops, then the consumers."""
@@ -234,16 +220,19 @@ def _log_crash(task: asyncio.Task[None]) -> None:
 _DESCRIPTION = (
     "Checkout saga commands and events on Kafka. Every message is a UTF-8 JSON envelope "
     "(message_id, message_type, correlation_id = order id, causation_id, occurred_at, "
-    "schema_version, payload) on the topic of its type, keyed by the order id, with the "
-    "headers message_id, message_type, correlation_id, causation_id, schema_version and "
-    "content-type: application/json. Rejected messages go to checkout.dead_letter with "
-    "dlq_* headers saying why."
+    "schema_version, payload) on the topic of its type, keyed by the correlation id (the "
+    "Kafka message binding states each key), with headers that mirror the envelope (each "
+    "message states them; header values are UTF-8 strings). message_type is fixed per topic: "
+    "consumers key on it. Schema evolution: fields added after version 1 (marketplace vendors, "
+    "the checkout policy, rejected lines, group ids) are optional, and producers leave them "
+    "off while they hold their defaults, so schema_version stays 1; checkout_group_completed "
+    "is a new topic. Rejected messages go to checkout.dead_letter with dlq_* headers saying why."
 )
 
 
 def specification(runtime: Runtime) -> AsyncAPI:
     """The AsyncAPI document of a runtime's broker (every topic its services publish)."""
-    return AsyncAPI(
+    return WireAsyncAPI(
         runtime.broker, title="checkout-saga", version="1.0.0", description=_DESCRIPTION
     )
 
