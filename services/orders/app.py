@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contracts import (
+    CheckoutGroupCompleted,
     CheckoutStarted,
     ConfirmOrder,
     OrderConfirmed,
@@ -27,5 +28,5 @@ def create_service(settings: Settings) -> ServiceSpec:
             Subscription(ConfirmOrder, handlers.confirm_order),
             Subscription(OrderFailed, handlers.mark_order_failed),
         ),
-        publishes=(OrderCreated, OrderConfirmed, OrderMarkedFailed),
+        publishes=(OrderCreated, OrderConfirmed, OrderMarkedFailed, CheckoutGroupCompleted),
     )

@@ -1,17 +1,37 @@
-"""Order rules, pure: the snapshot a checkout becomes, and which status changes a command may make.
+"""Order rules, pure: the vendor orders a checkout becomes, what the saga's commands do to them.
 
+A checkout group (the CheckoutStarted's order_id) is split into one order per vendor; the saga
+commands the group, and these rules decide per vendor order, then whether the group is final.
 Imports no I/O library; the repository stores what these functions decide.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from contracts import CheckoutStarted, ConfirmOrder, LineItem, OrderFailed
+from contracts import (
+    CheckoutGroupCompleted,
+    CheckoutStarted,
+    ConfirmOrder,
+    GroupOutcome,
+    LineItem,
+    OrderConfirmed,
+    OrderCreated,
+    OrderFailed,
+    OrderMarkedFailed,
+    RejectedLine,
+    VendorOrderResult,
+)
+from contracts.vendor_orders import is_marketplace, lines_total, split
+
+# contracts.types.Reason: a longer reason would not validate on the wire.
+_REASON_MAX = 500
 
 
 class OrderStatus(StrEnum):
@@ -23,38 +43,58 @@ class OrderStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class NewOrder:
-    """What a checkout becomes: the buyer, a line-item snapshot and its total."""
+class Order:
+    """One vendor order of a checkout group: its line snapshot and where it stands."""
 
     order_id: uuid.UUID
+    checkout_group_id: uuid.UUID
+    vendor_id: str | None
     buyer_id: str
     currency: str
-    total: Decimal
-    items: list[dict[str, Any]]
+    marketplace: bool
+    """Whether its checkout uses vendors or the partial policy: only then do events say so."""
+    items: tuple[LineItem, ...]
+    status: OrderStatus = OrderStatus.CREATED
+    payment_id: uuid.UUID | None = None
+    failure_reason: str | None = None
+    rejected: tuple[RejectedLine, ...] = ()
 
+    @property
+    def total(self) -> Decimal:
+        """Sum of quantity x unit price over every line, as checked out."""
+        return lines_total(self.items)
 
-@dataclass(frozen=True, slots=True)
-class Order:
-    """The part of a stored order the transition rules look at."""
+    @property
+    def accepted(self) -> tuple[LineItem, ...]:
+        """The lines not rejected: what is delivered and paid for."""
+        gone = {line.sku for line in self.rejected}
+        return tuple(item for item in self.items if item.sku not in gone)
 
-    order_id: uuid.UUID
-    status: OrderStatus
-    payment_id: uuid.UUID | None
-    failure_reason: str | None
+    @property
+    def adjusted_total(self) -> Decimal:
+        """The total of the accepted lines."""
+        return lines_total(self.accepted)
+
+    @property
+    def final(self) -> bool:
+        """Confirmed or failed: no command changes it any more."""
+        return self.status is not OrderStatus.CREATED
 
 
 @dataclass(frozen=True, slots=True)
 class Confirm:
-    """The saga's ConfirmOrder, as a rule input: the order was paid by this payment."""
+    """The saga's ConfirmOrder, as a rule input: paid by this payment, without these lines."""
 
     payment_id: uuid.UUID
+    rejected: tuple[RejectedLine, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Fail:
-    """The saga's OrderFailed, as a rule input: the order failed for this reason."""
+    """The saga's OrderFailed, as a rule input: failed for this reason, these lines rejected."""
 
     reason: str
+    rejected: tuple[RejectedLine, ...] = ()
 
 
 Command = Confirm | Fail
@@ -67,6 +107,7 @@ class Change:
     status: OrderStatus
     payment_id: uuid.UUID | None = None
     failure_reason: str | None = None
+    rejected: tuple[RejectedLine, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,35 +122,71 @@ class Rejected:
     reason: str
 
 
-def order_total(items: list[LineItem]) -> Decimal:
-    """Sum of quantity x unit price over the lines, in the currency's cents."""
-    return sum((i.unit_price * i.quantity for i in items), Decimal("0.00"))
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one command does to a group: the orders it changed, and the event if it ends it."""
+
+    changed: tuple[Order, ...]
+    completed: CheckoutGroupCompleted | None
 
 
-def new_order(event: CheckoutStarted) -> NewOrder:
-    """The order a checkout creates: its lines as the buyer saw them, frozen as JSON."""
-    return NewOrder(
-        order_id=event.order_id,
-        buyer_id=event.buyer_id,
-        currency=event.currency,
-        total=order_total(event.items),
-        items=[item.model_dump(mode="json") for item in event.items],
+def new_orders(event: CheckoutStarted) -> tuple[Order, ...]:
+    """The vendor orders a checkout creates, each with its lines as the buyer saw them."""
+    marketplace = is_marketplace(event)
+    return tuple(
+        Order(
+            order_id=part.order_id,
+            checkout_group_id=event.order_id,
+            vendor_id=part.vendor_id,
+            buyer_id=event.buyer_id,
+            currency=event.currency,
+            marketplace=marketplace,
+            items=part.items,
+        )
+        for part in split(event)
     )
 
 
 def command_of(message: ConfirmOrder | OrderFailed) -> Command:
     """The rule input of a saga command."""
     if isinstance(message, ConfirmOrder):
-        return Confirm(payment_id=message.payment_id)
-    return Fail(reason=message.reason)
+        return Confirm(payment_id=message.payment_id, rejected=tuple(message.rejected))
+    return Fail(reason=message.reason, rejected=tuple(message.rejected))
+
+
+def narrowed(order: Order, command: Command) -> Command:
+    """The group's command as it concerns one vendor order: only its own rejected lines.
+
+    Confirming an order none of whose lines is left fails it instead: nothing is delivered.
+    """
+    skus = {item.sku for item in order.items}
+    own: dict[str, RejectedLine] = {}
+    for line in command.rejected:
+        if line.sku in skus:
+            own.setdefault(line.sku, line)
+    rejected = tuple(own.values())
+    if isinstance(command, Fail):
+        return Fail(command.reason, rejected)
+    if own.keys() == skus:
+        return Fail(_every_line_rejected(rejected), rejected)
+    return Confirm(command.payment_id, rejected)
+
+
+def _every_line_rejected(rejected: tuple[RejectedLine, ...]) -> str:
+    lines = ", ".join(f"{line.sku} ({line.reason.value})" for line in rejected)
+    reason = f"every line was rejected: {lines}"
+    return reason if len(reason) <= _REASON_MAX else reason[: _REASON_MAX - 1] + "…"
 
 
 def decide(order: Order, command: Command) -> Change | Unchanged | Rejected:
-    """What a command does to an order; confirmed and failed are final."""
+    """What a command of its group does to one order; confirmed and failed are final."""
+    command = narrowed(order, command)
     if order.status is OrderStatus.CREATED:
         if isinstance(command, Confirm):
-            return Change(OrderStatus.CONFIRMED, payment_id=command.payment_id)
-        return Change(OrderStatus.FAILED, failure_reason=command.reason)
+            return Change(
+                OrderStatus.CONFIRMED, payment_id=command.payment_id, rejected=command.rejected
+            )
+        return Change(OrderStatus.FAILED, failure_reason=command.reason, rejected=command.rejected)
     if order.status is OrderStatus.CONFIRMED:
         if isinstance(command, Fail):
             return Rejected(
@@ -129,3 +206,100 @@ def decide(order: Order, command: Command) -> Change | Unchanged | Rejected:
         )
     # A second failure keeps the first reason: the order failed once, for that.
     return Unchanged()
+
+
+def applied(order: Order, change: Change) -> Order:
+    """The order after a change."""
+    return dataclasses.replace(
+        order,
+        status=change.status,
+        payment_id=change.payment_id,
+        failure_reason=change.failure_reason,
+        rejected=change.rejected,
+    )
+
+
+def step(group: Sequence[Order], command: Command) -> Step | Rejected:
+    """What a command does to every vendor order of its group; one contradiction rejects it all."""
+    after: list[Order] = []
+    changed: list[Order] = []
+    for order in group:
+        outcome = decide(order, command)
+        if isinstance(outcome, Rejected):
+            return outcome
+        if isinstance(outcome, Change):
+            order = applied(order, outcome)
+            changed.append(order)
+        after.append(order)
+    return Step(tuple(changed), completion(group, after))
+
+
+def completion(before: Sequence[Order], after: Sequence[Order]) -> CheckoutGroupCompleted | None:
+    """The group's final event, when this step made its last vendor order final (else None)."""
+    if not after or all(o.final for o in before) or not all(o.final for o in after):
+        return None
+    confirmed = [o for o in after if o.status is OrderStatus.CONFIRMED]
+    if len(confirmed) == len(after):
+        outcome = GroupOutcome.COMPLETED
+    elif confirmed:
+        outcome = GroupOutcome.PARTIALLY_COMPLETED
+    else:
+        outcome = GroupOutcome.FAILED
+    first = after[0]
+    return CheckoutGroupCompleted(
+        order_id=first.checkout_group_id,
+        buyer_id=first.buyer_id,
+        currency=first.currency,
+        outcome=outcome,
+        balance_due=sum((o.adjusted_total for o in confirmed), Decimal("0.00")),
+        orders=[_result(o) for o in after],
+    )
+
+
+def _result(order: Order) -> VendorOrderResult:
+    return VendorOrderResult(
+        order_id=order.order_id,
+        vendor_id=order.vendor_id,
+        status="confirmed" if order.status is OrderStatus.CONFIRMED else "failed",
+        total=order.adjusted_total,
+        items=list(order.accepted),
+        rejected=list(order.rejected),
+        failure_reason=order.failure_reason,
+    )
+
+
+def created_event(order: Order) -> OrderCreated:
+    """The order_created of a new vendor order (group and vendor only for marketplaces)."""
+    return OrderCreated(
+        order_id=order.order_id,
+        buyer_id=order.buyer_id,
+        currency=order.currency,
+        total=order.total,
+        items=list(order.items),
+        checkout_group_id=order.checkout_group_id if order.marketplace else None,
+        vendor_id=order.vendor_id if order.marketplace else None,
+    )
+
+
+def outcome_event(order: Order) -> OrderConfirmed | OrderMarkedFailed:
+    """The event of an order that just became final."""
+    extra = _marketplace_outcome(order)
+    if order.status is OrderStatus.CONFIRMED:
+        assert order.payment_id is not None
+        return OrderConfirmed(order_id=order.order_id, payment_id=order.payment_id, **extra)
+    assert order.failure_reason is not None
+    return OrderMarkedFailed(order_id=order.order_id, reason=order.failure_reason, **extra)
+
+
+def _marketplace_outcome(order: Order) -> dict[str, Any]:
+    # A plain checkout's events stay as version-1 consumers know them: none of these fields.
+    if not order.marketplace:
+        return {}
+    return {
+        "checkout_group_id": order.checkout_group_id,
+        "vendor_id": order.vendor_id,
+        "currency": order.currency,
+        "total": order.adjusted_total,
+        "items": list(order.accepted),
+        "rejected": list(order.rejected),
+    }

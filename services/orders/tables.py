@@ -1,9 +1,10 @@
-"""The orders schema: orders with line-item snapshots, parked early commands, outbox, inbox."""
+"""The orders schema: vendor orders with line snapshots, parked early commands, outbox, inbox."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -13,7 +14,9 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    false,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -23,6 +26,8 @@ from services.platform.outbox import outbox_table
 SCHEMA = "orders"
 metadata = MetaData(schema=SCHEMA)
 
+# One row per vendor order. A checkout of one vendor (or of none) is one order whose id is its
+# checkout group's id; a marketplace checkout is one order per vendor under one group id.
 orders = Table(
     "orders",
     metadata,
@@ -36,8 +41,19 @@ orders = Table(
     Column("failure_reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("checkout_group_id", Uuid, nullable=False),
+    Column("vendor_id", Text),
+    Column("marketplace", Boolean, nullable=False, server_default=false()),
+    # The lines a partial checkout went on without ([{sku, quantity, reason}]).
+    Column("rejected", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # The total of the accepted lines, set when the order becomes final (NULL while created).
+    Column("adjusted_total", Numeric(16, 2)),
     CheckConstraint("status IN ('created', 'confirmed', 'failed')", name="ck_orders_status"),
+    CheckConstraint(
+        "adjusted_total BETWEEN 0 AND total", name="ck_orders_adjusted_total_within_total"
+    ),
     Index("ix_orders_buyer", "buyer_id"),
+    Index("ix_orders_checkout_group", "checkout_group_id"),
 )
 
 # A ConfirmOrder/OrderFailed that overtook its CheckoutStarted waits here, applied on creation.

@@ -99,7 +99,7 @@ async def test_the_same_message_twice_has_one_effect(orders: ServiceDriver) -> N
     assert await orders.send(confirm, confirm_id) is Outcome.DUPLICATE
 
     types = [d.envelope.message_type for d in await orders.sent(order_id)]
-    assert types == ["order_created", "order_confirmed"]
+    assert types == ["order_created", "order_confirmed", "checkout_group_completed"]
 
 
 async def test_confirm_records_the_payment_and_announces_it(orders: ServiceDriver) -> None:
@@ -111,8 +111,8 @@ async def test_confirm_records_the_payment_and_announces_it(orders: ServiceDrive
     order = await _order(orders.engine, order_id)
     assert order is not None
     assert (order["status"], order["payment_id"]) == ("confirmed", payment_id)
-    confirmed = (await orders.sent(order_id))[-1].message
-    assert confirmed == OrderConfirmed(order_id=order_id, payment_id=payment_id)
+    _, confirmed, _ = await orders.sent(order_id)
+    assert confirmed.message == OrderConfirmed(order_id=order_id, payment_id=payment_id)
 
 
 async def test_confirming_again_with_the_same_payment_changes_nothing(
@@ -125,7 +125,7 @@ async def test_confirming_again_with_the_same_payment_changes_nothing(
     assert await orders.send(confirm_order(order_id, payment_id)) is Outcome.APPLIED
 
     types = [d.envelope.message_type for d in await orders.sent(order_id)]
-    assert types == ["order_created", "order_confirmed"]
+    assert types == ["order_created", "order_confirmed", "checkout_group_completed"]
 
 
 async def test_confirming_with_another_payment_is_rejected(orders: ServiceDriver) -> None:
@@ -150,8 +150,8 @@ async def test_fail_records_the_reason_and_announces_it(orders: ServiceDriver) -
     order = await _order(orders.engine, order_id)
     assert order is not None
     assert (order["status"], order["failure_reason"]) == ("failed", "out of stock")
-    marked = (await orders.sent(order_id))[-1].message
-    assert marked == OrderMarkedFailed(order_id=order_id, reason="out of stock")
+    _, marked, _ = await orders.sent(order_id)
+    assert marked.message == OrderMarkedFailed(order_id=order_id, reason="out of stock")
 
 
 async def test_failing_again_keeps_the_first_reason(orders: ServiceDriver) -> None:
@@ -163,7 +163,7 @@ async def test_failing_again_keeps_the_first_reason(orders: ServiceDriver) -> No
     order = await _order(orders.engine, order_id)
     assert order is not None
     assert order["failure_reason"] == "out of stock"
-    assert len(await orders.sent(order_id)) == 2
+    assert len(await orders.sent(order_id)) == 3
 
 
 async def test_a_failed_order_cannot_be_confirmed(orders: ServiceDriver) -> None:
@@ -211,7 +211,7 @@ async def test_a_command_before_its_order_is_parked_then_applied_on_creation(
     assert order is not None
     assert (order["status"], order["payment_id"]) == ("confirmed", payment_id)
     assert await _parked(orders.engine, order_id) == []
-    created, confirmed = await orders.sent(order_id)
+    created, confirmed, _ = await orders.sent(order_id)
     assert created.envelope.message_type == "order_created"
     assert confirmed.message == OrderConfirmed(order_id=order_id, payment_id=payment_id)
     assert confirmed.envelope.causation_id == confirm_id
@@ -229,7 +229,7 @@ async def test_parked_commands_apply_in_arrival_order(orders: ServiceDriver) -> 
     assert order is not None
     assert (order["status"], order["failure_reason"]) == ("failed", "payment declined")
     types = [d.envelope.message_type for d in await orders.sent(order_id)]
-    assert types == ["order_created", "order_marked_failed"]
+    assert types == ["order_created", "order_marked_failed", "checkout_group_completed"]
     # The contradicting confirm is not lost silently: it is dead-lettered with why.
     [letter] = await orders.dead_letters(order_id)
     assert letter.headers[MessageHeaders.MESSAGE_TYPE] == "ConfirmOrder"
@@ -251,7 +251,7 @@ async def test_commands_racing_their_checkout_are_never_lost(orders: ServiceDriv
         assert order is not None
         assert (order["status"], order["payment_id"]) == ("confirmed", payment_ids[order_id])
         assert await _parked(orders.engine, order_id) == []
-        assert len(await orders.sent(order_id)) == 2
+        assert len(await orders.sent(order_id)) == 3
 
 
 def _items(count: int) -> list[dict[str, object]]:
