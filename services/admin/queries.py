@@ -60,6 +60,14 @@ class OrderView(BaseModel):
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    checkout_group_id: uuid.UUID
+    """The checkout group (the CheckoutStarted's order_id); a plain order is its own group."""
+    vendor_id: str | None
+    marketplace: bool
+    rejected: list[dict[str, Any]]
+    """Lines a partial checkout went on without: sku, quantity, reason."""
+    adjusted_total: Decimal | None
+    """The total of the accepted lines, once the order is final."""
 
 
 class StockView(BaseModel):
