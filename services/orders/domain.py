@@ -235,7 +235,10 @@ def step(group: Sequence[Order], command: Command) -> Step | Rejected:
 
 
 def completion(before: Sequence[Order], after: Sequence[Order]) -> CheckoutGroupCompleted | None:
-    """The group's final event, when this step made its last vendor order final (else None)."""
+    """The group's final event, when this step made its last vendor order final (else None).
+
+    Its orders are listed as given: by order id, the order the repository locks them in.
+    """
     if not after or all(o.final for o in before) or not all(o.final for o in after):
         return None
     confirmed = [o for o in after if o.status is OrderStatus.CONFIRMED]
