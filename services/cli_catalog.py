@@ -13,15 +13,15 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.types import Currency, Money, Sku
+from contracts.types import Currency, Money, Sku, VendorId
 from services.cart import catalog
-from services.cart.domain import MAX_ITEM_QUANTITY, Offer
+from services.cart.domain import HOUSE_VENDOR, MAX_ITEM_QUANTITY, Offer
 from services.cli_admin import run_on_database
 
 T = TypeVar("T")
 
 catalog_cli = typer.Typer(
-    help="Set and list product offers: price, currency, active, units per cart.",
+    help="Set and list product offers: price, currency, active, vendor, units per cart.",
     no_args_is_help=True,
 )
 
@@ -35,12 +35,12 @@ def _valid(kind: TypeAdapter[T], value: str, option: str) -> T:
 
 
 def _echo(offers: list[Offer]) -> None:
-    typer.echo(f"{'SKU':<24} {'PRICE':>10} {'CUR':<4} {'ACTIVE':<7} {'MAX':>3}  OFFER")
+    header = f"{'SKU':<24} {'PRICE':>10} {'CUR':<4} {'ACTIVE':<7} {'MAX':>3} {'MOQ':>3}"
+    typer.echo(f"{header} {'VENDOR':<16} OFFER")
     for o in offers:
         active = "yes" if o.active else "no"
-        typer.echo(
-            f"{o.sku:<24} {o.unit_price:>10} {o.currency:<4} {active:<7} {o.max_qty:>3}  {o.offer_id}"
-        )
+        terms = f"{o.unit_price:>10} {o.currency:<4} {active:<7} {o.max_qty:>3} {o.moq:>3}"
+        typer.echo(f"{o.sku:<24} {terms} {o.vendor_id:<16} {o.offer_id}")
 
 
 @catalog_cli.command("set")
@@ -52,15 +52,31 @@ def catalog_set(
     max_qty: Annotated[
         int, typer.Option(min=1, max=MAX_ITEM_QUANTITY, help="Units one cart may hold.")
     ] = MAX_ITEM_QUANTITY,
+    vendor: Annotated[
+        str, typer.Option(help="The vendor selling it (its buyer id cannot buy it).")
+    ] = HOUSE_VENDOR,
+    moq: Annotated[
+        int, typer.Option(min=1, help="Minimum order quantity: fewer units are refused.")
+    ] = 1,
 ) -> None:
-    """Create or change a product's offer; a new price or currency gets a new offer id."""
+    """Create or change a product's offer; a new price, currency or vendor gets a new offer id."""
     sku = _valid(TypeAdapter(Sku), sku, "SKU")
     unit_price = _valid(TypeAdapter[Decimal](Money), price, "--price")
     code = _valid(TypeAdapter(Currency), currency, "--currency")
+    vendor_id = _valid(TypeAdapter(VendorId), vendor, "--vendor")
+    if moq > max_qty:
+        raise typer.BadParameter(f"{moq} is above --max-qty ({max_qty})", param_hint="--moq")
 
     async def work(conn: AsyncConnection) -> Offer:
         return await catalog.set_offer(
-            conn, sku, unit_price, code, active=not inactive, max_qty=max_qty
+            conn,
+            sku,
+            unit_price,
+            code,
+            active=not inactive,
+            max_qty=max_qty,
+            vendor_id=vendor_id,
+            moq=moq,
         )
 
     _echo([run_on_database(work)])

@@ -1,4 +1,4 @@
-"""The cart's catalog: the current offer of each product (price, currency, active, per-cart cap)."""
+"""The cart's catalog: each product's current offer (price, currency, active, vendor, MOQ, cap)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart.domain import MAX_ITEM_QUANTITY, Offer
+from services.cart.domain import HOUSE_VENDOR, MAX_ITEM_QUANTITY, Offer
 from services.cart.tables import offers
 
 
@@ -23,6 +23,8 @@ def _offer(row: Any) -> Offer:
         currency=row.currency,
         active=row.active,
         max_qty=row.max_qty,
+        vendor_id=row.vendor_id,
+        moq=row.moq,
     )
 
 
@@ -34,11 +36,14 @@ async def set_offer(
     *,
     active: bool = True,
     max_qty: int = MAX_ITEM_QUANTITY,
+    vendor_id: str = HOUSE_VENDOR,
+    moq: int = 1,
 ) -> Offer:
-    """Create or change a product's offer; a new price or currency is a new offer id.
+    """Create or change a product's offer; a new price, currency or vendor is a new offer id.
 
     The offer id names the terms a snapshot was taken of, so it changes exactly when the
-    terms do; toggling `active` or the cap keeps it.
+    terms do; toggling `active`, the cap or the MOQ keeps it (checkout checks those against
+    the current offer anyway).
     """
     values = {
         "sku": sku,
@@ -47,6 +52,8 @@ async def set_offer(
         "currency": currency,
         "active": active,
         "max_qty": max_qty,
+        "vendor_id": vendor_id,
+        "moq": moq,
     }
     return _offer((await conn.execute(_upsert(values))).one())
 
@@ -54,8 +61,10 @@ async def set_offer(
 def _upsert(values: dict[str, Any]) -> Any:
     insert = pg_insert(offers).values(**values)
     proposed = insert.excluded
-    same_terms = (offers.c.unit_price == proposed.unit_price) & (
-        offers.c.currency == proposed.currency
+    same_terms = (
+        (offers.c.unit_price == proposed.unit_price)
+        & (offers.c.currency == proposed.currency)
+        & (offers.c.vendor_id == proposed.vendor_id)
     )
     return insert.on_conflict_do_update(
         index_elements=["sku"],
@@ -65,6 +74,8 @@ def _upsert(values: dict[str, Any]) -> Any:
             "currency": proposed.currency,
             "active": proposed.active,
             "max_qty": proposed.max_qty,
+            "vendor_id": proposed.vendor_id,
+            "moq": proposed.moq,
             "updated_at": func.now(),
         },
     ).returning(*offers.c)

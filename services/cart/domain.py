@@ -1,4 +1,4 @@
-"""Cart rules, pure: what a cart may hold, when checkout must re-price, and what ClearCart empties.
+"""Cart rules, pure: what a cart may hold, which buyer may buy an offer, and what ClearCart empties.
 
 Imports no I/O library; the repository applies what these functions decide.
 """
@@ -75,10 +75,13 @@ MAX_ITEM_QUANTITY = 20
 MAX_DISTINCT_ITEMS = 50
 """Distinct SKUs a cart may hold."""
 
+HOUSE_VENDOR = "house"
+"""The vendor of offers that name none (every offer from before the catalog knew vendors)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """The current offer of a product: its id, price, currency, whether it sells, per-cart cap."""
+    """The current offer of a product: id, price, currency, whether it sells, vendor, MOQ and cap."""
 
     sku: str
     offer_id: uuid.UUID
@@ -86,6 +89,8 @@ class Offer:
     currency: str
     active: bool
     max_qty: int
+    vendor_id: str = HOUSE_VENDOR
+    moq: int = 1
 
     @property
     def limit(self) -> int:
@@ -95,12 +100,13 @@ class Offer:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A line's price as the buyer saw it: the offer, unit price and currency, and when."""
+    """A line's price as the buyer saw it: the offer, unit price, currency, vendor, and when."""
 
     offer_id: uuid.UUID | None
     unit_price: Decimal
     currency: str
     captured_at: datetime
+    vendor_id: str = HOUSE_VENDOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,53 +175,39 @@ class StaleCartError(Exception):
         self.current = current
 
 
-class PriceChange(StrEnum):
-    """Why a line's snapshot no longer matches its product's offer."""
-
-    PRICE_CHANGED = "price_changed"
-    CURRENCY_CHANGED = "currency_changed"
-    UNAVAILABLE = "unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    """A line whose price snapshot differs from the current offer, and how."""
-
-    line: CartLine
-    change: PriceChange
-    current: Offer | None
-
-
-class PriceChangedError(Exception):
-    """Checkout refused: some snapshots no longer match the current offers."""
-
-    def __init__(self, differences: Sequence[Difference]) -> None:
-        super().__init__(f"{len(differences)} line(s) changed price")
-        self.differences = tuple(differences)
-
-
 def check_version(if_match: int | None, current: int | None) -> None:
     """Refuse a change made against another version than the current one (None: no check)."""
     if if_match is not None and if_match != current:
         raise StaleCartError(current)
 
 
-def offer_violations(sku: str, quantity: int, offer: Offer | None, at: str = "") -> list[Violation]:
-    """Why this product cannot be put in a cart in this quantity (empty: it can)."""
+def offer_violations(
+    sku: str, quantity: int, offer: Offer | None, at: str = "", buyer_id: str | None = None
+) -> list[Violation]:
+    """Why this buyer cannot put this product in a cart in this quantity (empty: they can)."""
     if offer is None:
         return [Violation(f"{at}sku", f"unknown product {sku!r}")]
     if not offer.active:
         return [Violation(f"{at}sku", f"product {sku!r} is not available")]
+    if buyer_id is not None and offer.vendor_id == buyer_id:
+        return [Violation(f"{at}sku", own_store_reason(sku))]
     if quantity > offer.limit:
         return [Violation(f"{at}qty", f"at most {offer.limit} of {sku!r} per cart")]
     return []
 
 
-def check_add(cart: ShoppingCart | None, sku: str, quantity: int, offer: Offer | None) -> int:
+def own_store_reason(sku: str) -> str:
+    """Why a buyer cannot buy this product: their own vendor store sells it."""
+    return f"{sku!r} is sold by your own vendor store; a buyer cannot buy from themselves"
+
+
+def check_add(
+    cart: ShoppingCart | None, sku: str, quantity: int, offer: Offer | None, buyer_id: str
+) -> int:
     """The line quantity after adding units of a product; raises CartRuleError when refused."""
     line = cart.line(sku) if cart else None
     total = quantity + (line.quantity if line else 0)
-    violations = offer_violations(sku, total, offer)
+    violations = offer_violations(sku, total, offer, buyer_id=buyer_id)
     if cart and line is None and len(cart.lines) >= MAX_DISTINCT_ITEMS:
         violations.append(Violation("sku", f"a cart holds at most {MAX_DISTINCT_ITEMS} products"))
     if offer and cart and cart.lines and offer.currency != cart.currency:
@@ -234,7 +226,9 @@ def check_quantity(line: CartLine, quantity: int, offer: Offer | None) -> None:
         raise CartRuleError(*[Violation("qty", v.reason) for v in violations])
 
 
-def check_replacement(items: Sequence[tuple[str, int]], offers: Mapping[str, Offer]) -> str | None:
+def check_replacement(
+    items: Sequence[tuple[str, int]], offers: Mapping[str, Offer], buyer_id: str
+) -> str | None:
     """The currency of a whole new cart content (None when empty); raises when refused."""
     violations: list[Violation] = []
     seen: set[str] = set()
@@ -245,7 +239,7 @@ def check_replacement(items: Sequence[tuple[str, int]], offers: Mapping[str, Off
             violations.append(Violation(f"{at}sku", f"{sku!r} appears twice; merge the lines"))
         seen.add(sku)
         offer = offers.get(sku)
-        found = offer_violations(sku, quantity, offer, at)
+        found = offer_violations(sku, quantity, offer, at, buyer_id)
         violations.extend(found)
         if offer and not found:
             currency = currency or offer.currency
@@ -262,20 +256,6 @@ def _currency_violation(at: str, sku: str, currency: str, cart_currency: str) ->
     return Violation(
         at, f"{sku!r} is priced in {currency}; a cart holds one currency ({cart_currency})"
     )
-
-
-def reprice(lines: Sequence[CartLine], offers: Mapping[str, Offer]) -> list[Difference]:
-    """Lines whose snapshot no longer matches the current offer (empty: the cart may check out)."""
-    differences = []
-    for line in lines:
-        offer = offers.get(line.sku)
-        if offer is None or not offer.active:
-            differences.append(Difference(line, PriceChange.UNAVAILABLE, offer))
-        elif offer.currency != line.snapshot.currency:
-            differences.append(Difference(line, PriceChange.CURRENCY_CHANGED, offer))
-        elif offer.unit_price != line.snapshot.unit_price:
-            differences.append(Difference(line, PriceChange.PRICE_CHANGED, offer))
-    return differences
 
 
 @dataclass(frozen=True, slots=True)

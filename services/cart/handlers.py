@@ -1,4 +1,9 @@
-"""Cart consumer use cases: clear an order's cart once; follow order events into the order view."""
+"""Cart consumer use cases: clear an order's cart once; follow order events into the order view.
+
+The order events of a marketplace checkout name the vendor order; their final ones also carry
+its accepted lines, rejected lines and adjusted total, which the view keeps. Plain events carry
+none of it and move the status only, as before.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from contracts import ClearCart, OrderConfirmed, OrderCreated, OrderMarkedFailed
 from contracts.codec import Decoded
 from services.cart import order_view
 from services.cart import repository as repo
+from services.cart.checkout_rules import OrderProgress
 from services.cart.domain import NothingToClear, NotTheBuyers, plan_clearance
 from services.platform.consumer import RejectedMessageError
 from services.platform.outbox import OutboxMessage
@@ -44,7 +50,7 @@ async def record_order_created(conn: AsyncConnection, decoded: Decoded) -> list[
     """The order service created an order the cart checked out: show it as created."""
     event = decoded.message
     assert isinstance(event, OrderCreated)
-    await _advance(conn, event.order_id, order_view.OrderProgress.CREATED)
+    await _advance(conn, event.order_id, OrderProgress.CREATED)
     return []
 
 
@@ -52,7 +58,7 @@ async def record_order_confirmed(conn: AsyncConnection, decoded: Decoded) -> lis
     """The order was paid and confirmed: show it as confirmed."""
     event = decoded.message
     assert isinstance(event, OrderConfirmed)
-    await _advance(conn, event.order_id, order_view.OrderProgress.CONFIRMED)
+    await _advance(conn, event.order_id, OrderProgress.CONFIRMED, outcome=_outcome(event))
     return []
 
 
@@ -60,17 +66,25 @@ async def record_order_failed(conn: AsyncConnection, decoded: Decoded) -> list[O
     """The order failed: show it as failed, with the reason."""
     event = decoded.message
     assert isinstance(event, OrderMarkedFailed)
-    await _advance(conn, event.order_id, order_view.OrderProgress.FAILED, event.reason)
+    await _advance(conn, event.order_id, OrderProgress.FAILED, event.reason, _outcome(event))
     return []
+
+
+def _outcome(event: OrderConfirmed | OrderMarkedFailed) -> order_view.Outcome | None:
+    """The lines and total a final event carries; None for a plain event (it carries none)."""
+    if event.total is None:
+        return None
+    return order_view.Outcome(event.total, event.items, event.rejected)
 
 
 async def _advance(
     conn: AsyncConnection,
     order_id: uuid.UUID,
-    to: order_view.OrderProgress,
+    to: OrderProgress,
     reason: str | None = None,
+    outcome: order_view.Outcome | None = None,
 ) -> None:
-    if not await order_view.advance(conn, order_id, to, reason):
+    if not await order_view.advance(conn, order_id, to, reason, outcome):
         # Orders started by upstreams without this cart, and events that arrive after a
         # later status (another topic overtook them), change nothing.
         log.debug("order %s not moved to %s", order_id, to)

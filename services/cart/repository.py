@@ -10,7 +10,7 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import LineItem
-from services.cart.domain import Cart, CartStatus
+from services.cart.domain import HOUSE_VENDOR, Cart, CartStatus
 from services.cart.tables import cart_items, carts, clearances
 from services.platform import sql
 
@@ -52,6 +52,7 @@ async def create_cart(
                     "quantity": i.quantity,
                     "unit_price": i.unit_price,
                     "currency": currency,
+                    "vendor_id": i.vendor_id or HOUSE_VENDOR,
                 }
                 for i in items
             ],

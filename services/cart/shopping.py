@@ -2,7 +2,8 @@
 
 Each change locks the buyer's cart, checks the client's version (If-Match), applies the pure
 rules of `domain`, writes the lines, bumps the version and emits one cart event per line that
-moved. Refusals raise the domain's errors before anything is written.
+moved. A checkout turns the cart into a checkout group of one vendor order per vendor
+(`groups`). Refusals raise the domain's errors before anything is written.
 """
 
 from __future__ import annotations
@@ -10,17 +11,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts import CheckoutStarted, LineItem
-from services.cart import catalog, events, order_view, store
+from contracts import CheckoutPolicy, CheckoutStarted, LineItem
+from contracts.vendor_orders import VendorOrder
+from services.cart import catalog, events, groups, store
 from services.cart import repository as repo
+from services.cart.checkout_rules import PriceChangedError, checkout_violations, reprice
 from services.cart.domain import (
     CartLine,
     CartNotFoundError,
     CartRuleError,
-    PriceChangedError,
     ShoppingCart,
     Violation,
     check_add,
@@ -28,7 +31,6 @@ from services.cart.domain import (
     check_replacement,
     check_version,
     line_changes,
-    reprice,
 )
 
 NO_CURRENCY = "XXX"
@@ -37,10 +39,14 @@ NO_CURRENCY = "XXX"
 
 @dataclass(frozen=True, slots=True)
 class Checkout:
-    """A checked-out cart: the order it became."""
+    """A checked-out cart: the checkout group it became and the group's vendor orders."""
 
-    order_id: uuid.UUID
+    group_id: uuid.UUID
     cart_id: uuid.UUID
+    policy: CheckoutPolicy
+    currency: str
+    total: Decimal
+    orders: tuple[VendorOrder, ...]
 
 
 async def view(conn: AsyncConnection, buyer_id: str) -> ShoppingCart:
@@ -90,7 +96,7 @@ async def add_item(
     """Add units of a product (opening a cart if needed), re-taking the line's price snapshot."""
     cart = await _locked(conn, buyer_id, if_match)
     offer = (await catalog.get_offers(conn, [sku])).get(sku)
-    quantity = check_add(cart, sku, qty, offer)
+    quantity = check_add(cart, sku, qty, offer, buyer_id)
     assert offer is not None  # check_add refuses unknown products
     cart_id = cart.cart_id if cart else await store.open_cart(conn, buyer_id, offer.currency)
     await store.put_line(conn, cart_id, quantity, offer)
@@ -146,7 +152,9 @@ async def replace(
     """Make the cart hold exactly these lines, with fresh price snapshots, all or nothing."""
     cart = await _locked(conn, buyer_id, if_match)
     offers = await catalog.get_offers(conn, {sku for sku, _ in items})
-    currency = check_replacement(items, offers) or (cart.currency if cart else NO_CURRENCY)
+    currency = check_replacement(items, offers, buyer_id) or (
+        cart.currency if cart else NO_CURRENCY
+    )
     cart_id = cart.cart_id if cart else await store.open_cart(conn, buyer_id, currency)
     before = cart.lines if cart else ()
     keep = {sku for sku, _ in items}
@@ -157,39 +165,58 @@ async def replace(
     return await _changed(conn, buyer_id, before, lanes)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckoutDetails:
+    """What the buyer says at checkout: an email for the receipt, and the policy."""
+
+    buyer_email: str | None = None
+    policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING
+
+
 async def check_out(
     conn: AsyncConnection,
     buyer_id: str,
     if_match: int | None,
-    buyer_email: str | None,
+    details: CheckoutDetails,
     lanes: int,
 ) -> Checkout:
-    """Re-price the cart; unchanged, it becomes an order: CheckoutStarted goes to the outbox."""
+    """Re-price and check the cart; it becomes a checkout group, CheckoutStarted in the outbox."""
     cart = await _existing(conn, buyer_id, if_match)
     if not cart.lines:
         raise CartRuleError(Violation("items", "the cart is empty"))
-    differences = reprice(cart.lines, await catalog.get_offers(conn, [ln.sku for ln in cart.lines]))
+    offers = await catalog.get_offers(conn, [ln.sku for ln in cart.lines])
+    differences = reprice(cart.lines, offers)
     if differences:
         raise PriceChangedError(differences)
-    order_id = uuid.uuid4()
-    if not await repo.mark_checked_out(conn, cart.cart_id, order_id):
+    violations = checkout_violations(cart.lines, offers, buyer_id)
+    if violations:
+        raise CartRuleError(*violations)
+    group_id = uuid.uuid4()
+    # The cart names the group: ClearCart comes back with the group id as its order id.
+    if not await repo.mark_checked_out(conn, cart.cart_id, group_id):
         raise RuntimeError(f"cart {cart.cart_id} is locked yet no longer active")
-    started = _started(cart, order_id, buyer_email)
-    await order_view.record_checkout(conn, started)
-    await events.emit(conn, lanes, [started, events.checked_out(cart, order_id)])
-    return Checkout(order_id=order_id, cart_id=cart.cart_id)
+    started = _started(cart, group_id, details)
+    orders = await groups.record_checkout(conn, started)
+    await events.emit(conn, lanes, [started, events.checked_out(cart, group_id)])
+    return Checkout(group_id, cart.cart_id, started.policy, cart.currency, started.total, orders)
 
 
-def _started(cart: ShoppingCart, order_id: uuid.UUID, buyer_email: str | None) -> CheckoutStarted:
-    """The saga's CheckoutStarted of a cart: its lines at their snapshot prices."""
+def _started(cart: ShoppingCart, group_id: uuid.UUID, details: CheckoutDetails) -> CheckoutStarted:
+    """The saga's CheckoutStarted of a cart: its lines at their snapshot prices and vendors."""
     return CheckoutStarted(
-        order_id=order_id,
+        order_id=group_id,
         buyer_id=cart.buyer_id,
-        buyer_email=buyer_email,
+        buyer_email=details.buyer_email,
         cart_id=cart.cart_id,
         currency=cart.currency,
         items=[
-            LineItem(sku=ln.sku, quantity=ln.quantity, unit_price=ln.snapshot.unit_price)
+            LineItem(
+                sku=ln.sku,
+                quantity=ln.quantity,
+                unit_price=ln.snapshot.unit_price,
+                vendor_id=ln.snapshot.vendor_id,
+            )
             for ln in cart.lines
         ],
+        policy=details.policy,
     )

@@ -70,7 +70,9 @@ async def cart_lines(conn: AsyncConnection, cart_id: uuid.UUID) -> tuple[CartLin
             item_id=r.id,
             sku=r.sku,
             quantity=r.quantity,
-            snapshot=Snapshot(r.offer_id, r.unit_price, r.snapshot_currency, r.captured_at),
+            snapshot=Snapshot(
+                r.offer_id, r.unit_price, r.snapshot_currency, r.captured_at, r.vendor_id
+            ),
         )
         for r in rows
     )
@@ -101,6 +103,7 @@ async def put_line(conn: AsyncConnection, cart_id: uuid.UUID, quantity: int, off
         unit_price=offer.unit_price,
         currency=offer.currency,
         offer_id=offer.offer_id,
+        vendor_id=offer.vendor_id,
     )
     await conn.execute(
         insert.on_conflict_do_update(
@@ -110,6 +113,7 @@ async def put_line(conn: AsyncConnection, cart_id: uuid.UUID, quantity: int, off
                 "unit_price": insert.excluded.unit_price,
                 "currency": insert.excluded.currency,
                 "offer_id": insert.excluded.offer_id,
+                "vendor_id": insert.excluded.vendor_id,
                 "captured_at": func.now(),
             },
         )

@@ -1,4 +1,4 @@
-"""The cart schema: offers, carts with item price snapshots, idempotency keys, order view, mailbox."""
+"""The cart schema: offers, carts with item snapshots, idempotency keys, checkout groups, order view."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 
+from services.cart.domain import HOUSE_VENDOR
 from services.platform.inbox import inbox_table
 from services.platform.outbox import outbox_table
 
@@ -62,6 +63,8 @@ cart_items = Table(
     Column("offer_id", Uuid),
     Column("currency", Text),
     Column("captured_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The vendor of the offer the snapshot was taken of (lines from before vendors: the house).
+    Column("vendor_id", Text, nullable=False, server_default=HOUSE_VENDOR),
     CheckConstraint("quantity > 0", name="ck_cart_items_quantity"),
     UniqueConstraint("id", name="uq_cart_items_id"),
 )
@@ -77,8 +80,13 @@ offers = Table(
     Column("active", Boolean, nullable=False, server_default=text("true")),
     Column("max_qty", Integer, nullable=False, server_default="20"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("vendor_id", Text, nullable=False, server_default=HOUSE_VENDOR),
+    # Minimum order quantity: fewer units of the product are refused at checkout.
+    Column("moq", Integer, nullable=False, server_default="1"),
     CheckConstraint("unit_price > 0", name="ck_offers_unit_price"),
     CheckConstraint("max_qty BETWEEN 1 AND 20", name="ck_offers_max_qty"),
+    CheckConstraint("moq BETWEEN 1 AND max_qty", name="ck_offers_moq"),
+    CheckConstraint("char_length(vendor_id) BETWEEN 1 AND 128", name="ck_offers_vendor_id"),
     CheckConstraint("char_length(currency) = 3", name="ck_offers_currency"),
     UniqueConstraint("offer_id", name="uq_offers_offer_id"),
 )
@@ -98,7 +106,23 @@ idempotency_keys = Table(
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
 
-# The cart's own view of the orders its carts became, kept current from the order events.
+# The durable receipt of each checkout: one per Idempotency-Key, kept after its cart is gone.
+checkout_groups = Table(
+    "checkout_groups",
+    metadata,
+    Column("group_id", Uuid, primary_key=True),
+    Column("buyer_id", Text, nullable=False),
+    Column("cart_id", Uuid, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("total", Numeric(16, 2), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("policy IN ('all_or_nothing', 'partial')", name="ck_checkout_groups_policy"),
+    Index("ix_checkout_groups_buyer", "buyer_id"),
+)
+
+# The cart's own view of the (vendor) orders its carts became, kept current from the order
+# events; `items` and `total` are as checked out, the adjusted columns as the final event says.
 order_status = Table(
     "order_status",
     metadata,
@@ -112,10 +136,16 @@ order_status = Table(
     Column("items", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("checkout_group_id", Uuid, ForeignKey("cart.checkout_groups.group_id")),
+    Column("vendor_id", Text),
+    Column("adjusted_total", Numeric(16, 2)),
+    Column("accepted_items", JSONB),
+    Column("rejected", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     CheckConstraint(
         "status IN ('pending', 'created', 'confirmed', 'failed')", name="ck_order_status_status"
     ),
     Index("ix_order_status_buyer", "buyer_id"),
+    Index("ix_order_status_group", "checkout_group_id"),
 )
 
 # One row per order whose cart was cleared: proves "cleared exactly once".

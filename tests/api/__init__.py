@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.codec import Decoded, decode
 from services.cart import catalog
+from services.cart.domain import HOUSE_VENDOR
 from services.cart.tables import outbox
 
 
@@ -38,11 +39,22 @@ async def offer(
     *,
     active: bool = True,
     max_qty: int = 20,
+    vendor: str = HOUSE_VENDOR,
+    moq: int = 1,
 ) -> str:
     """Create or change a product's offer; returns its SKU."""
     sku = sku or new_sku()
     async with engine.begin() as conn:
-        await catalog.set_offer(conn, sku, Decimal(price), currency, active=active, max_qty=max_qty)
+        await catalog.set_offer(
+            conn,
+            sku,
+            Decimal(price),
+            currency,
+            active=active,
+            max_qty=max_qty,
+            vendor_id=vendor,
+            moq=moq,
+        )
     return sku
 
 

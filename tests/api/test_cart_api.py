@@ -222,6 +222,7 @@ async def test_the_openapi_document_lists_every_endpoint(client: httpx.AsyncClie
         ("DELETE", "/api/v1/cart/items/{item_id}"),
         ("POST", "/api/v1/checkout"),
         ("GET", "/api/v1/orders/{order_id}"),
+        ("GET", "/api/v1/checkout-groups/{group_id}"),
     }
     checkout = paths["/api/v1/checkout"]["post"]
     headers = {p["name"]: p["required"] for p in checkout["parameters"] if p["in"] == "header"}

@@ -1,17 +1,31 @@
-"""Cart through the real consumer: ClearCart finds the cart, clears it once, spares others."""
+"""Cart through the real consumer: ClearCart clears a cart once; order events feed the order view."""
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import ClearCart, MessageHeaders
+from contracts import (
+    CheckoutPolicy,
+    CheckoutStarted,
+    ClearCart,
+    LineItem,
+    MessageHeaders,
+    OrderConfirmed,
+    OrderMarkedFailed,
+    RejectedLine,
+    RejectionReason,
+)
 from contracts.codec import encode
 from contracts.topics import TOPICS
+from contracts.vendor_orders import VendorOrder
+from services.cart import groups
 from services.cart import repository as repo
+from services.cart.checkout_rules import GroupStatus, OrderProgress
 from services.cart.domain import Cart, CartStatus
 from services.cart.tables import carts
 from services.platform.consumer import Outcome
@@ -210,3 +224,98 @@ async def test_through_the_runtimes_routes(handler_settings: Settings, engine: A
 
     assert outcomes[Outcome.APPLIED] == 1
     assert (await _get(engine, cart_id)).status is CartStatus.CLEARED
+
+
+async def _vendor_orders(engine: AsyncEngine, buyer: str) -> tuple[uuid.UUID, list[VendorOrder]]:
+    """A two-vendor checkout recorded as the cart API records it: (group id, vendor orders)."""
+    cart_id, group_id = await _cart(engine, buyer), new_id()
+    started = CheckoutStarted(
+        order_id=group_id,
+        buyer_id=buyer,
+        cart_id=cart_id,
+        currency="EUR",
+        items=[
+            LineItem(sku="SKU-1", quantity=2, unit_price=Decimal("9.99"), vendor_id="acme"),
+            LineItem(sku="SKU-2", quantity=1, unit_price=Decimal("5.00"), vendor_id="acme"),
+            LineItem(sku="SKU-3", quantity=1, unit_price=Decimal("7.00"), vendor_id="globex"),
+        ],
+        policy=CheckoutPolicy.PARTIAL,
+    )
+    async with engine.begin() as conn:
+        orders = await groups.record_checkout(conn, started)
+    return group_id, list(orders)
+
+
+async def _view(engine: AsyncEngine, group_id: uuid.UUID, buyer: str) -> groups.GroupView:
+    async with engine.connect() as conn:
+        found = await groups.find(conn, group_id, buyer)
+    assert found is not None
+    return found
+
+
+async def test_final_order_events_keep_the_accepted_and_rejected_lines(cart: ServiceDriver) -> None:
+    buyer = _buyer()
+    group_id, [acme, globex] = await _vendor_orders(cart.engine, buyer)
+    kept, dropped = acme.items
+    confirmed = OrderConfirmed(
+        order_id=acme.order_id,
+        payment_id=new_id(),
+        checkout_group_id=group_id,
+        vendor_id="acme",
+        currency="EUR",
+        total=Decimal("19.98"),
+        items=[kept],
+        rejected=[RejectedLine(sku=dropped.sku, quantity=1, reason=RejectionReason.UNAVAILABLE)],
+    )
+    failed = OrderMarkedFailed(
+        order_id=globex.order_id,
+        reason="payment declined",
+        checkout_group_id=group_id,
+        vendor_id="globex",
+        currency="EUR",
+        total=Decimal("7.00"),
+        items=list(globex.items),
+    )
+
+    assert await cart.send(confirmed) is Outcome.APPLIED
+    assert await cart.send(failed) is Outcome.APPLIED
+
+    group = await _view(cart.engine, group_id, buyer)
+    shown_acme, shown_globex = group.orders
+    assert (shown_acme.progress, shown_acme.total, shown_acme.adjusted_total) == (
+        OrderProgress.CONFIRMED,
+        Decimal("24.98"),
+        Decimal("19.98"),
+    )
+    assert [line["sku"] for line in shown_acme.accepted] == ["SKU-1"]
+    assert shown_acme.rejected == [{"sku": "SKU-2", "quantity": 1, "reason": "unavailable"}]
+    assert (shown_globex.progress, shown_globex.failure_reason) == (
+        OrderProgress.FAILED,
+        "payment declined",
+    )
+    assert (group.status, group.balance_due) == (
+        GroupStatus.PARTIALLY_COMPLETED,
+        Decimal("19.98"),
+    )
+
+
+async def test_a_late_final_event_changes_neither_state_nor_lines(cart: ServiceDriver) -> None:
+    buyer = _buyer()
+    group_id, [acme, _] = await _vendor_orders(cart.engine, buyer)
+    await cart.send(OrderConfirmed(order_id=acme.order_id, payment_id=new_id()))
+
+    late = OrderMarkedFailed(
+        order_id=acme.order_id,
+        reason="too late",
+        currency="EUR",
+        total=Decimal("0.00"),
+        rejected=[RejectedLine(sku="SKU-1", quantity=2, reason=RejectionReason.UNAVAILABLE)],
+    )
+    assert await cart.send(late) is Outcome.APPLIED
+
+    shown = (await _view(cart.engine, group_id, buyer)).orders[0]
+    assert (shown.progress, shown.adjusted_total, shown.rejected) == (
+        OrderProgress.CONFIRMED,
+        Decimal("24.98"),
+        [],
+    )

@@ -14,12 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from services.cart.domain import (
-    CartNotFoundError,
-    CartRuleError,
-    PriceChangedError,
-    StaleCartError,
-)
+from services.cart.checkout_rules import PriceChangedError
+from services.cart.domain import CartNotFoundError, CartRuleError, StaleCartError
 from services.cart.http.schemas import FieldError, PriceDifference, Problem, dump
 from services.cart.idempotency import KeyReusedError
 
@@ -98,7 +94,10 @@ async def _on_stale(request: Request, exc: Exception) -> JSONResponse:
 async def _on_price_changed(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PriceChangedError)
     differences = [PriceDifference.of(d) for d in exc.differences]
-    detail = "prices changed since the items were added; the cart is still active: review it"
+    detail = (
+        "offers changed (price, currency or vendor) since the items were added; the cart is "
+        "still active: review it"
+    )
     problem = _problem(409, "price-changed", "Prices changed", detail, differences=differences)
     return problem_response(problem, request)
 

@@ -1,22 +1,55 @@
-"""/api/v1/checkout and /api/v1/orders/{id}: turn the cart into an order, then follow it."""
+"""/api/v1/checkout, /orders/{id} and /checkout-groups/{id}: check the cart out, then follow it."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart import order_view, shopping
+from contracts import CheckoutPolicy
+from services.cart import groups, order_view, shopping
 from services.cart.domain import CartNotFoundError
 from services.cart.http.deps import Buyer, Ctx, IfMatch, RequiredKey, respond, run_once
+from services.cart.http.order_schemas import (
+    CheckoutAccepted,
+    CheckoutGroupOut,
+    CheckoutRequest,
+    Links,
+    OrderOut,
+)
 from services.cart.http.problems import documented
-from services.cart.http.schemas import CheckoutAccepted, CheckoutRequest, OrderOut, dump
+from services.cart.http.schemas import dump
 from services.cart.idempotency import StoredResponse, fingerprint
 
 router = APIRouter(tags=["checkout"])
+
+
+def _links(request: Request) -> Links:
+    """Paths of orders and groups as this request reached the API (behind any root path)."""
+    root: str = request.scope.get("root_path", "")
+
+    def path(name: str, **params: str) -> str:
+        return root + str(request.app.url_path_for(name, **params))
+
+    return Links(
+        order=lambda order_id: path("get_order", order_id=str(order_id)),
+        group=lambda group_id: path("get_checkout_group", group_id=str(group_id)),
+    )
+
+
+def _identity(details: CheckoutRequest) -> Any:
+    """What makes two checkout bodies the same request (the key's fingerprint).
+
+    The default policy is left out, so that `{}` and a body naming the default are one request,
+    and keys stored before the policy existed still match their retries.
+    """
+    body = dump(details)
+    if details.policy is CheckoutPolicy.ALL_OR_NOTHING:
+        del body["policy"]
+    return body
 
 
 @router.post(
@@ -33,34 +66,46 @@ async def checkout(
     key: RequiredKey,
     body: Annotated[CheckoutRequest | None, Body()] = None,
 ) -> JSONResponse:
-    """Check the active cart out: re-priced unchanged, it becomes an order (202, once per key).
+    """Check the active cart out: it becomes a checkout group, one order per vendor (202, once).
 
-    When any price changed since its line was added the answer is 409 with the differences
-    and the cart stays active. The same Idempotency-Key with the same body replays the first
-    answer; with another body it is refused (409). Keys are remembered for 7 days.
+    When an offer changed (price, currency, vendor) since its line was added the answer is 409
+    with the differences, and lines below the minimum order quantity, above the cap or sold by
+    the buyer's own vendor store are 422 with one reason per line; the cart stays active. The
+    same Idempotency-Key with the same body replays the first answer; with another body it is
+    refused (409). Keys are remembered for 7 days.
     """
     details = body or CheckoutRequest()
-    orders_path = request.url.path.removesuffix("/checkout") + "/orders"
+    links = _links(request)
 
     async def work(conn: AsyncConnection) -> StoredResponse:
-        done = await shopping.check_out(conn, buyer, if_match, details.buyer_email, ctx.lanes)
-        accepted = CheckoutAccepted(
-            order_id=done.order_id,
-            cart_id=done.cart_id,
-            order_url=f"{orders_path}/{done.order_id}",
-        )
-        return StoredResponse(202, dump(accepted))
+        wanted = shopping.CheckoutDetails(details.buyer_email, details.policy)
+        done = await shopping.check_out(conn, buyer, if_match, wanted, ctx.lanes)
+        return StoredResponse(202, dump(CheckoutAccepted.of(done, links)))
 
-    request_hash = fingerprint("POST", request.url.path, dump(details))
+    request_hash = fingerprint("POST", request.url.path, _identity(details))
     response, replayed = await run_once(ctx, buyer, key, request_hash, work)
     return respond(response, replayed, Location=str(response.body["order_url"]))
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=documented(401, 404))
-async def get_order(order_id: uuid.UUID, ctx: Ctx, buyer: Buyer) -> JSONResponse:
-    """The buyer's order as the saga moves it: Submitted, then Confirmed or Failed."""
+async def get_order(order_id: uuid.UUID, request: Request, ctx: Ctx, buyer: Buyer) -> JSONResponse:
+    """The buyer's (vendor) order as the saga moves it: Submitted, then Confirmed or Failed."""
     async with ctx.engine.connect() as conn:
         order = await order_view.find(conn, order_id, buyer)
     if order is None:
         raise CartNotFoundError(f"no order {order_id}")
-    return respond(StoredResponse(200, dump(OrderOut.of(order))))
+    return respond(StoredResponse(200, dump(OrderOut.of(order, _links(request)))))
+
+
+@router.get(
+    "/checkout-groups/{group_id}", response_model=CheckoutGroupOut, responses=documented(401, 404)
+)
+async def get_checkout_group(
+    group_id: uuid.UUID, request: Request, ctx: Ctx, buyer: Buyer
+) -> JSONResponse:
+    """The buyer's checkout group: each vendor order's outcome, the status and balance due."""
+    async with ctx.engine.connect() as conn:
+        group = await groups.find(conn, group_id, buyer)
+    if group is None:
+        raise CartNotFoundError(f"no checkout group {group_id}")
+    return respond(StoredResponse(200, dump(CheckoutGroupOut.of(group, _links(request)))))

@@ -1,4 +1,4 @@
-"""Request and response bodies of the cart API, and their conversion from the cart's domain."""
+"""Request and response bodies of the cart API's cart routes and problems (orders: order_schemas)."""
 
 from __future__ import annotations
 
@@ -9,49 +9,36 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.types import Email, Sku
-from services.cart.domain import (
-    MAX_DISTINCT_ITEMS,
-    MAX_ITEM_QUANTITY,
-    CartLine,
-    Difference,
-    PriceChange,
-    ShoppingCart,
-)
-from services.cart.order_view import OrderProgress, OrderView
+from contracts.types import Sku
+from services.cart.checkout_rules import Difference, PriceChange
+from services.cart.domain import MAX_DISTINCT_ITEMS, MAX_ITEM_QUANTITY, CartLine, ShoppingCart
 
 Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_ITEM_QUANTITY, description="Units, 1..20.")]
 
 
-class _Request(BaseModel):
+class RequestBody(BaseModel):
     """Base of request bodies: unknown fields are refused, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
 
-class AddItem(_Request):
+class AddItem(RequestBody):
     """Put units of a product in the cart (added to the line's units when it has one)."""
 
     sku: Sku
     qty: Qty
 
 
-class SetQuantity(_Request):
+class SetQuantity(RequestBody):
     """The new quantity of a cart line."""
 
     qty: Qty
 
 
-class ReplaceCart(_Request):
+class ReplaceCart(RequestBody):
     """The whole new content of the cart: one entry per product."""
 
     items: Annotated[list[AddItem], Field(max_length=MAX_DISTINCT_ITEMS)]
-
-
-class CheckoutRequest(_Request):
-    """Optional checkout details."""
-
-    buyer_email: Email | None = None
 
 
 class SnapshotOut(BaseModel):
@@ -60,6 +47,7 @@ class SnapshotOut(BaseModel):
     offer_id: uuid.UUID | None
     unit_price: Decimal
     currency: str
+    vendor_id: str = Field(description="The vendor selling the product at this offer.")
     captured_at: datetime
 
 
@@ -84,6 +72,7 @@ class ItemOut(BaseModel):
                 offer_id=s.offer_id,
                 unit_price=s.unit_price,
                 currency=s.currency,
+                vendor_id=s.vendor_id,
                 captured_at=s.captured_at,
             ),
             line_total=line.total,
@@ -119,54 +108,6 @@ class CartOut(BaseModel):
         )
 
 
-class CheckoutAccepted(BaseModel):
-    """The cart became an order; follow it at `order_url`."""
-
-    order_id: uuid.UUID
-    cart_id: uuid.UUID
-    state: str = "Submitted"
-    order_url: str
-
-
-class OrderLineOut(BaseModel):
-    """One line of an order, at the price snapshot it was checked out with."""
-
-    sku: str
-    quantity: int
-    unit_price: Decimal
-
-
-class OrderOut(BaseModel):
-    """An order as the saga moves it: Submitted, then Confirmed or Failed."""
-
-    order_id: uuid.UUID
-    cart_id: uuid.UUID
-    state: str = Field(description="Submitted (pending or created), Confirmed or Failed.")
-    status: OrderProgress = Field(description="pending, created, confirmed or failed.")
-    failure_reason: str | None
-    currency: str
-    total: Decimal
-    items: list[OrderLineOut]
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, order: OrderView) -> OrderOut:
-        """The API shape of the cart's order view."""
-        return cls(
-            order_id=order.order_id,
-            cart_id=order.cart_id,
-            state=order.state,
-            status=order.progress,
-            failure_reason=order.failure_reason,
-            currency=order.currency,
-            total=order.total,
-            items=[OrderLineOut.model_validate(item) for item in order.items],
-            created_at=order.created_at,
-            updated_at=order.updated_at,
-        )
-
-
 class PriceDifference(BaseModel):
     """A line whose snapshot no longer matches the current offer."""
 
@@ -178,6 +119,8 @@ class PriceDifference(BaseModel):
     snapshot_currency: str
     current_unit_price: Decimal | None = Field(description="None when no longer sold.")
     current_currency: str | None
+    snapshot_vendor_id: str
+    current_vendor_id: str | None
 
     @classmethod
     def of(cls, difference: Difference) -> PriceDifference:
@@ -193,6 +136,8 @@ class PriceDifference(BaseModel):
             snapshot_currency=line.snapshot.currency,
             current_unit_price=offer.unit_price if sold and offer else None,
             current_currency=offer.currency if sold and offer else None,
+            snapshot_vendor_id=line.snapshot.vendor_id,
+            current_vendor_id=offer.vendor_id if sold and offer else None,
         )
 
 
