@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from services.bench.groups import GroupPolicy
 from services.cli_admin import DEFAULT_DATA_DIR, saga_app, stock_app
 from services.cli_catalog import catalog_cli
 from services.cli_dlq import dlq_app
@@ -181,6 +182,23 @@ def bench(
             min=0, help="Finished checkouts seeded into the database first (owned stack only)."
         ),
     ] = 0,
+    vendors: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Vendors per checkout: each checkout is a group of one vendor order per vendor, "
+            "measured to its checkout_group_completed (1: plain checkouts).",
+        ),
+    ] = 1,
+    policy: Annotated[
+        GroupPolicy, typer.Option(help="Groups' policy (mixed: every other group partial).")
+    ] = GroupPolicy.ALL_OR_NOTHING,
+    short_vendor_share: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1, help="Share of groups in which one vendor's product is short of stock."
+        ),
+    ] = 0.0,
     json_out: Annotated[Path | None, typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
     """Load benchmark, services in their own processes: sagas/s, latency, cost per saga (JSON).
@@ -190,6 +208,7 @@ def bench(
     conserved. See docs/performance.md.
     """
     from services.bench.command import run_bench
+    from services.bench.groups import GroupOptions
     from services.bench.run import BenchOptions
     from services.bench.stack import Payer
 
@@ -197,9 +216,22 @@ def bench(
     if (rate is None) != (duration is None):
         raise typer.BadParameter("--rate and --duration go together (open loop)")
     payer = Payer(decline_rate, silent_rate, duplicate_rate, payment_timeout)
-    options = BenchOptions(
-        orders, concurrency, rate, duration, seed, processes, payer, timeout, history=history
-    )
+    groups = GroupOptions(vendors, policy, short_vendor_share)
+    try:
+        options = BenchOptions(
+            orders,
+            concurrency,
+            rate,
+            duration,
+            seed,
+            processes,
+            payer,
+            timeout,
+            history=history,
+            groups=groups,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     raise typer.Exit(run_bench(options, json_out))
 
 

@@ -84,6 +84,19 @@ async def stock_totals(engine: AsyncEngine, skus: Sequence[str]) -> tuple[int, i
     return int(row[0]), int(row[1])
 
 
+async def held_stock(engine: AsyncEngine, skus: Sequence[str]) -> int:
+    """Units reserved or sold (reserved + deducted) summed over these products."""
+    async with engine.connect() as conn:
+        held = await conn.scalar(
+            text(
+                "SELECT coalesce(sum(reserved + deducted), 0) FROM inventory.products "
+                "WHERE sku = ANY(:skus)"
+            ),
+            {"skus": list(skus)},
+        )
+    return int(held or 0)
+
+
 async def not_final(engine: AsyncEngine, order_ids: Sequence[uuid.UUID]) -> list[str]:
     """The order ids whose saga row is missing or not Confirmed/Failed."""
     async with engine.connect() as conn:

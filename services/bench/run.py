@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts import CheckoutStarted
 from contracts.topics import all_topics
 from services.bench import counters
 from services.bench.driver import (
@@ -27,6 +29,8 @@ from services.bench.driver import (
     open_loop_offsets,
 )
 from services.bench.fleet import code_root
+from services.bench.group_report import tally_groups
+from services.bench.groups import SHORT_STOCK, GroupOptions, bench_checkouts, short_skus
 from services.bench.history import final_sagas, seed_history
 from services.bench.probes import Probes, find_groups
 from services.bench.report import Measured, tally
@@ -34,7 +38,7 @@ from services.bench.settle import wait_quiet
 from services.bench.stack import Payer, Stack
 from services.bench.stats import Outcomes
 from services.bench.wire import Watcher, new_producer, true_end_offsets
-from services.loadgen import commit_rate, make_checkouts
+from services.loadgen import commit_rate
 from services.platform.db import create_engine
 from services.platform.topics import ensure_topics
 
@@ -61,6 +65,13 @@ class BenchOptions:
     baseline_s: float = 2.0
     history: int = 0
     """Finished checkouts seeded into the database before the services start (owned stack)."""
+    groups: GroupOptions = field(default_factory=GroupOptions)
+    """Vendors per checkout and their policy; one vendor (the default) is the plain bench."""
+
+    def __post_init__(self) -> None:
+        misuse = self.groups.misuse(self.skus)
+        if misuse is not None:
+            raise ValueError(misuse)
 
     @property
     def open_loop(self) -> bool:
@@ -76,6 +87,8 @@ class BenchOptions:
         )
         payer = {**vars(self.payer), "payment_timeout_s": self.payer.timeout_s()}
         catalog = {"skus": self.skus, "stock_per_sku": self.stock}
+        # Stated only when asked for, so a plain run's report reads as it always did.
+        groups = {"groups": self.groups.described()} if self.groups.enabled else {}
         return {
             **loop,
             "seed": self.seed,
@@ -83,6 +96,7 @@ class BenchOptions:
             "payer": payer,
             **catalog,
             "history": self.history,
+            **groups,
         }
 
 
@@ -94,8 +108,11 @@ class BenchRun:
         self.options = options
         self.log = log
         self.skus = counters.bench_skus(options.skus)
+        grouped = options.groups.enabled
+        self.short_skus = short_skus(options.groups.vendors) if grouped else []
         self.engine: AsyncEngine = create_engine(stack.settings, pool_size=4)
-        self.watcher = Watcher(stack.settings.kafka)
+        self.watcher = Watcher(stack.settings.kafka, groups=grouped)
+        self.driven: dict[uuid.UUID, CheckoutStarted] = {}
         self.outcomes = Outcomes(driven=0)
         self.raw_commits_per_s = 0.0
         self.history: dict[str, object] | None = None
@@ -115,6 +132,8 @@ class BenchRun:
     async def _prepare(self) -> None:
         await ensure_topics(self.stack.settings.kafka, all_topics())
         await counters.seed_bench_catalog(self.engine, self.skus, self.options.stock)
+        if self.short_skus:
+            await counters.seed_bench_catalog(self.engine, self.short_skus, SHORT_STOCK)
         if self.options.history:
             self.log(f"seeding {self.options.history} finished checkouts of history")
             lanes = self.stack.settings.relay.lanes
@@ -134,7 +153,8 @@ class BenchRun:
 
     async def _measure(self, probes: Probes) -> Measured:
         records_before = await true_end_offsets(self.stack.settings.kafka, all_topics())
-        stock_before = await counters.stock_totals(self.engine, self.skus)
+        stock_before = await counters.stock_totals(self.engine, self.skus + self.short_skus)
+        short_held_before = await self._short_held()
         db_before = await counters.db_counters(self.engine)
         await self.watcher.start()
         try:
@@ -147,6 +167,11 @@ class BenchRun:
         self.outcomes.stock_before, self.outcomes.reserved_before = stock_before
         tally(self.outcomes, list(self.watcher.finished.values()))
         await self._check_final()
+        if self.options.groups.enabled:
+            groups = tally_groups(self.driven, self.watcher.finished)
+            groups.short_held_before = short_held_before
+            groups.short_held_after = await self._short_held()
+            self.outcomes.groups = groups
         if self.history is not None:
             self.history["final_sagas_after_run"] = await final_sagas(self.engine)
         db_after = await counters.db_counters(self.engine)
@@ -175,16 +200,27 @@ class BenchRun:
         o, progress = self.options, _progress(self.log)
         if o.rate is not None and o.duration_s is not None:
             offsets = open_loop_offsets(o.rate, o.duration_s, o.seed)
-            checkouts = make_checkouts(self.skus, len(offsets), o.seed)
+            checkouts = self._checkouts(len(offsets))
             self.log(f"open loop: {len(offsets)} checkouts at Poisson times, {o.rate:g}/s")
             return await open_loop(
                 producer, self.watcher, checkouts, offsets, o.timeout_s, progress
             )
-        checkouts = make_checkouts(self.skus, o.orders, o.seed)
+        checkouts = self._checkouts(o.orders)
         self.log(f"closed loop: {o.orders} checkouts, {o.concurrency} in flight")
         return await closed_loop(
             producer, self.watcher, checkouts, o.concurrency, o.timeout_s, progress
         )
+
+    async def _short_held(self) -> int:
+        return await counters.held_stock(self.engine, self.short_skus) if self.short_skus else 0
+
+    def _checkouts(self, count: int) -> list[CheckoutStarted]:
+        o = self.options
+        checkouts = bench_checkouts(self.skus, count, o.seed, o.groups)
+        self.driven = {checkout.order_id: checkout for checkout in checkouts}
+        if o.groups.enabled:
+            self.log(o.groups.summary())
+        return checkouts
 
     async def _settle(self, probes: Probes) -> None:
         """Let the relays publish what the last sagas left, end the CPU interval, stop or wait."""
@@ -208,7 +244,7 @@ class BenchRun:
             await asyncio.sleep(STATS_SETTLE_S)
 
     async def _check_final(self) -> None:
-        stock_after = await counters.stock_totals(self.engine, self.skus)
+        stock_after = await counters.stock_totals(self.engine, self.skus + self.short_skus)
         self.outcomes.stock_after, self.outcomes.reserved_after = stock_after
         order_ids = list(self.watcher.started_at)
         self.outcomes.not_final_in_db = await counters.not_final(self.engine, order_ids)

@@ -6,6 +6,11 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only for the annotation: group_report uses this module's latency summary.
+    from services.bench.group_report import GroupTally
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -62,6 +67,8 @@ class Outcomes:
     stock_after: int = 0
     reserved_before: int = 0
     reserved_after: int = 0
+    groups: GroupTally | None = None
+    """Checkout groups (`bench --vendors N`) by outcome and policy; None for plain checkouts."""
 
     @property
     def finished(self) -> int:
@@ -81,10 +88,13 @@ class Outcomes:
             found.append(
                 f"reserved stock not released: {self.reserved_before} -> {self.reserved_after}"
             )
+        if self.groups is not None:
+            found.extend(self.groups.problems())
         return found
 
     def as_dict(self) -> dict[str, object]:
-        """The outcome part of the JSON report."""
+        """The outcome part of the JSON report (with `groups` only when groups were driven)."""
+        groups = {} if self.groups is None else {"groups": self.groups.as_dict()}
         return {
             "driven": self.driven,
             "finished": self.finished,
@@ -98,6 +108,7 @@ class Outcomes:
             "reserved": {"before": self.reserved_before, "after": self.reserved_after},
             "stock_conserved": self.stock_after == self.stock_before
             and self.reserved_after == self.reserved_before,
+            **groups,
             "problems": self.problems(),
         }
 

@@ -2,7 +2,9 @@
 
 The watcher is a group-less consumer with every partition of `order_confirmed` and
 `order_marked_failed` assigned by hand and positioned at the end before the first publish; it
-matches events to checkouts by record key (the order id, also the correlation id).
+matches events to checkouts by record key (the order id, also the correlation id). For checkout
+groups (`bench --vendors N`) it watches `checkout_group_completed` instead, keyed by the group
+id, which is the order id of the CheckoutStarted.
 """
 
 from __future__ import annotations
@@ -19,20 +21,26 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts import CheckoutStarted, OrderConfirmed, OrderMarkedFailed
 from contracts.codec import InvalidMessageError, decode, encode, headers_for
+from contracts.messages import CheckoutGroupCompleted, GroupOutcome
 from contracts.topics import topic_for
 from services.platform.broker import security_kwargs
 from services.platform.settings import KafkaSettings
 
 FINAL_TOPICS = (topic_for(OrderConfirmed), topic_for(OrderMarkedFailed))
+GROUP_TOPICS = (topic_for(CheckoutGroupCompleted),)
 
 
 @dataclass(frozen=True)
 class Finish:
-    """How one saga ended as the bench saw it: outcome, failure reason, latency in seconds."""
+    """How one saga ended as the bench saw it: outcome, failure reason, latency in seconds.
+
+    A group's saga is confirmed when any of its vendor orders is; `group` is its final event.
+    """
 
     confirmed: bool
     reason: str | None
     latency_s: float
+    group: CheckoutGroupCompleted | None = None
 
 
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -52,8 +60,10 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> li
 class Watcher:
     """Collects the final event of each expected order; a future per order for closed loops."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, *, groups: bool = False) -> None:
         self.kafka = kafka
+        self.topics = GROUP_TOPICS if groups else FINAL_TOPICS
+        self._finish = group_finish if groups else order_finish
         self.consumer: AIOKafkaConsumer | None = None
         self.started_at: dict[uuid.UUID, float] = {}
         self.finished: dict[uuid.UUID, Finish] = {}
@@ -67,7 +77,7 @@ class Watcher:
             enable_auto_commit=False, fetch_max_wait_ms=20, **client_options(self.kafka)
         )
         await consumer.start()
-        parts = await partitions_of(consumer, FINAL_TOPICS)
+        parts = await partitions_of(consumer, self.topics)
         consumer.assign(parts)
         await consumer.seek_to_end(*parts)
         for tp in parts:
@@ -106,8 +116,7 @@ class Watcher:
             return
         if order_id not in self.started_at or order_id in self.finished:
             return  # another run's order, or a re-published copy
-        confirmed, reason = _outcome(value or b"")
-        self.finished[order_id] = Finish(confirmed, reason, now - self.started_at[order_id])
+        self.finished[order_id] = self._finish(value or b"", now - self.started_at[order_id])
         self.last_finish_at = now
         waiter = self._waiters.pop(order_id, None)
         if waiter is not None and not waiter.done():
@@ -120,14 +129,28 @@ class Watcher:
             await asyncio.wait(pending, timeout=timeout_s)
 
 
-def _outcome(value: bytes) -> tuple[bool, str | None]:
+def order_finish(value: bytes, latency_s: float) -> Finish:
+    """The finish an order's final event states."""
     try:
         message = decode(value).message
     except InvalidMessageError:
-        return False, "undecodable final event"
+        return Finish(False, "undecodable final event", latency_s)
     if isinstance(message, OrderMarkedFailed):
-        return False, message.reason
-    return True, None
+        return Finish(False, message.reason, latency_s)
+    return Finish(True, None, latency_s)
+
+
+def group_finish(value: bytes, latency_s: float) -> Finish:
+    """The finish a checkout_group_completed states; a failed group's reason is its first order's."""
+    try:
+        group = decode(value, CheckoutGroupCompleted.message_type).message
+    except InvalidMessageError as exc:
+        return Finish(False, f"undecodable group event: {exc}", latency_s)
+    assert isinstance(group, CheckoutGroupCompleted)
+    if group.outcome is not GroupOutcome.FAILED:
+        return Finish(True, None, latency_s, group)
+    reasons = [o.failure_reason for o in group.orders if o.failure_reason]
+    return Finish(False, reasons[0] if reasons else None, latency_s, group)
 
 
 def new_producer(kafka: KafkaSettings) -> AIOKafkaProducer:

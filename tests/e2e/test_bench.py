@@ -68,6 +68,29 @@ def test_bench_with_history_seeds_it_and_still_passes_its_checks(tmp_path: Path)
     assert isinstance(report["rss_flat"], bool)
 
 
+def test_bench_drives_checkout_groups_with_both_policies(tmp_path: Path) -> None:
+    options = ("--vendors", "3", "--policy", "mixed", "--short-vendor-share", "0.5")
+    report = _bench(tmp_path, *options)
+    _assert_outcomes(report)
+    assert report["options"]["groups"] == {  # type: ignore[index]
+        "vendors": 3,
+        "policy": "mixed",
+        "short_vendor_share": 0.5,
+    }
+    groups = report["outcomes"]["groups"]  # type: ignore[index]
+    assert sum(groups["by_outcome"].values()) == ORDERS
+    assert groups["unexpected"] == 0, groups["unexpected_examples"]
+    # Every other group is partial; about half of those lack one vendor's stock and go on
+    # without it. An all_or_nothing group never ends in part.
+    assert groups["by_policy"]["partial"].get("partially_completed", 0) > 0
+    assert "partially_completed" not in groups["by_policy"]["all_or_nothing"]
+    assert groups["by_policy"]["all_or_nothing"].get("failed", 0) > 0
+    assert groups["rejected_lines"] > 0
+    assert groups["short_stock_held"]["before"] == groups["short_stock_held"]["after"]
+    # Three vendor orders per group, each with its own final event.
+    assert sum(groups["vendor_orders"].values()) == 3 * ORDERS
+
+
 def _assert_outcomes(report: dict[str, object]) -> None:
     outcomes = report["outcomes"]
     assert isinstance(outcomes, dict)
