@@ -10,6 +10,9 @@ from contracts.envelope import MAX_MESSAGE_BYTES, Envelope, MessageHeaders
 from contracts.messages import Message
 from contracts.topics import message_class_for_type
 
+_KEY_SHOWN = 80
+"""Characters of a refused key quoted in the reason (a hostile key may be huge)."""
+
 
 class InvalidMessageError(ValueError):
     """A message that can never be processed: its reason is safe to log and to dead-letter."""
@@ -76,3 +79,21 @@ def decode(raw: bytes, expected_type: str | None = None) -> Decoded:
     if envelope.correlation_id != message.order_id:
         raise InvalidMessageError("correlation_id must equal payload.order_id")
     return Decoded(envelope=envelope, message=message)
+
+
+def check_key(envelope: Envelope, key: str | None) -> None:
+    """Raise InvalidMessageError unless the Kafka key is the correlation id, as text.
+
+    The key picks the partition: per-order ordering and the saga's payment-deadline gate (which
+    computes an order's partition from its id) hold only when every message of an order is
+    keyed by the canonical text of its id, so another key (or none) is refused, not applied.
+    """
+    expected = str(envelope.correlation_id)
+    if key is None:
+        raise InvalidMessageError(f"no Kafka key: the key must be the correlation_id {expected}")
+    if key != expected:
+        shown = key if len(key) <= _KEY_SHOWN else key[:_KEY_SHOWN] + "..."
+        raise InvalidMessageError(
+            f"Kafka key {shown!r} is not the correlation_id {expected} "
+            "(lowercase, hyphenated: the key must be the order id's text)"
+        )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.codec import Decoded, InvalidMessageError, decode
+from contracts.codec import Decoded, InvalidMessageError, check_key, decode
 from services.platform import inbox, outbox
 from services.platform.delivery import (
     BatchHooks,
@@ -318,7 +318,9 @@ def _hooks(items: list[_Item]) -> list[tuple[BatchHooks, list[Decoded]]]:
 def _decoded(delivery: Delivery, route: Route) -> _Item:
     item = _Item(delivery, route)
     try:
-        item.decoded = decode(delivery.value, route.message_type)
+        decoded = decode(delivery.value, route.message_type)
+        check_key(decoded.envelope, delivery.key)
+        item.decoded = decoded
     except InvalidMessageError as exc:
         item.error = str(exc)
     return item
