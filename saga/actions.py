@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from contracts import (
     CheckoutPolicy,
+    CheckoutStarted,
     ClearCart,
     ConfirmOrder,
     DeductStock,
@@ -150,6 +151,10 @@ class SagaInstance:
     def early_payment_and_rejections(self) -> bool:
         """A payment arrived early, for the full total, and inventory then held only part."""
         return self.early_payment() and self.lines_rejected()
+
+    def checkout_differs(self) -> bool:
+        """This CheckoutStarted says other than the one that started the saga (what it keeps)."""
+        return bool(checkout_differences(self.data, self._expect(CheckoutStarted)))
 
     def known_reservations(self) -> bool:
         """Every reservation of this event is already recorded."""
@@ -296,7 +301,52 @@ class SagaInstance:
         self.anomaly = _clip(f"{self.transition}: {type(event).__name__} {detail}")
         self._update(anomalies=[*self.data.anomalies, self.anomaly][-MAX_ANOMALIES:])
 
+    def refuse_checkout(self) -> None:
+        """Refuse a conflicting CheckoutStarted, saying what differs; the saga stays as it is."""
+        differences = checkout_differences(self.data, self._expect(CheckoutStarted))
+        self.outcome = Outcome.REJECTED
+        self.reason = _clip(
+            f"CheckoutStarted conflicts with the checkout that started order "
+            f"{self.data.order_id}, which stands: {'; '.join(differences)}"
+        )
+
     def ignore_duplicate(self) -> None:
         """Nothing to do: the event repeats what the saga already knows."""
         self.outcome = Outcome.DUPLICATE
         self.reason = f"{type(self.event).__name__} is a duplicate here ({self.transition})"
+
+
+def checkout_differences(kept: SagaData, sent: CheckoutStarted) -> list[str]:
+    """What a CheckoutStarted says unlike the saga's data, field by field; empty for a repeat.
+
+    The saga keeps no vendors or e-mail, so those are not compared. It compares unit prices
+    when it keeps them (a partial checkout, whose amount drops with rejected lines), otherwise
+    the amount, which an all-or-nothing saga never changes.
+    """
+    found = [
+        f"{name} {new!r} (the saga has {old!r})"
+        for name, old, new in (
+            ("buyer_id", kept.buyer_id, sent.buyer_id),
+            ("cart_id", _text(kept.cart_id), _text(sent.cart_id)),
+            ("currency", kept.currency, sent.currency),
+            ("policy", kept.policy.value, sent.policy.value),
+        )
+        if old != new
+    ]
+    quantities = {i.sku: i.quantity for i in sent.items}
+    found += _lines_differ("quantities", {i.sku: i.quantity for i in kept.items}, quantities)
+    if kept.unit_prices:
+        prices = {i.sku: i.unit_price for i in sent.items}
+        found += _lines_differ("unit prices", dict(kept.unit_prices), prices)
+    elif sent.total != kept.amount:
+        found.append(f"amount {sent.total} (the saga has {kept.amount})")
+    return found
+
+
+def _lines_differ(what: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    skus = sorted(sku for sku in old.keys() | new.keys() if old.get(sku) != new.get(sku))
+    return [f"{what} of {', '.join(skus)}"] if skus else []
+
+
+def _text(value: object | None) -> str | None:
+    return None if value is None else str(value)

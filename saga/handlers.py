@@ -15,7 +15,15 @@ from contracts.codec import Decoded
 from contracts.envelope import utcnow
 from saga import machine
 from saga.instance import FINAL_STATES
-from saga.machine import NO_SAGA, Outcome, SagaEvent, SagaPolicy, StepResult, trigger_name
+from saga.machine import (
+    CONFLICT,
+    NO_SAGA,
+    Outcome,
+    SagaEvent,
+    SagaPolicy,
+    StepResult,
+    trigger_name,
+)
 from saga.repository import StoredSaga
 from saga.working_set import WorkingSet
 from services.platform.consumer import ConflictError, RejectedMessageError
@@ -118,7 +126,11 @@ def record_step(
     Counted when the transaction commits (a rejection at once: its transaction rolls back).
     """
     if result.outcome is Outcome.REJECTED:
-        _count_rejection(stored.state.value if stored else NO_SAGA, trigger_name(event))
+        state = stored.state.value if stored else NO_SAGA
+        if result.transition == CONFLICT:  # a row that refuses: not a missing row
+            scope.observe(lambda m: m.checkout_conflicts.labels(state).inc(), on_commit=False)
+        else:
+            _count_rejection(state, trigger_name(event))
         return
     row, outcome = result.transition or "unknown", result.outcome.value
     scope.observe(lambda m: m.transitions.labels(row, outcome).inc())

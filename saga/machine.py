@@ -26,6 +26,7 @@ from saga.instance import (
 
 __all__ = [
     "ANY_SAGA",
+    "CONFLICT",
     "DUPLICATE",
     "NO_SAGA",
     "REJECTED_PAIRS",
@@ -85,12 +86,16 @@ TRIGGERS = (CHECKOUT, STOCK_OK, STOCK_FAIL, PAID, DECLINED, DEADLINE)
 CONFIRM = ("confirm_order", "deduct_stock", "clear_cart")
 FAIL_RESERVED = ("clear_deadline", "release_stock", "fail_order")
 DUPLICATE = ("ignore_duplicate",)
+CONFLICT = "checkout_conflicts"
+"""The row that refuses a CheckoutStarted contradicting its saga's (counted as a conflict)."""
 
 # DESIGN.md §3 row by row. "early": a payment outcome that arrived before the reservation outcome.
 # fmt: off
 TABLE: tuple[Row, ...] = (
     #   name                              during       when        guard                 go to  then
     Row("create_saga",                    (NO_SAGA,),  CHECKOUT,   "",                   SUB,   ("reserve_stock",)),
+    # Another checkout under an order id in use: refused (dead-lettered), the first one stands.
+    Row(CONFLICT,                         ANY_SAGA,    CHECKOUT,   "checkout_differs",   SAME,  ("refuse_checkout",)),
     Row("checkout_repeated",              ANY_SAGA,    CHECKOUT,   "",                   SAME,  DUPLICATE),
     # Submitted
     Row("rejections_not_allowed",         (SUB,),      STOCK_OK,   "rejected_against_policy", FAIL, ("record_reservations", "record_rejections", "note_anomaly", "release_stock", "fail_order", "refund_any_early_payment")),
@@ -256,7 +261,7 @@ def start(event: CheckoutStarted, now: datetime, policy: SagaPolicy) -> StepResu
 def step(
     state: SagaState, data: SagaData, event: SagaEvent, now: datetime, policy: SagaPolicy
 ) -> StepResult:
-    """Apply one event to a saga; an unlisted (state, event) pair is REJECTED, never raised."""
+    """Apply one event to a saga; an unlisted pair, or a row that refuses, is REJECTED, not raised."""
     _check_aware(now)
     state = SagaState(state)
     rejection: str | None = f"{type(event).__name__} is for order {event.order_id}"

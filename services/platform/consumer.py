@@ -140,7 +140,7 @@ class Consumer:
         """One transaction for the slot; False when it failed (then each record goes alone)."""
         for attempt in (1, 2):
             try:
-                await self._transaction(items)
+                await self._transaction(items, trial=True)
             except Exception as exc:
                 # A version conflict or a deadlock is worth one more try of the whole slot from a
                 # fresh read; anything else (a poison record, a saga not created yet) is isolated
@@ -214,13 +214,17 @@ class Consumer:
                 self._count_retry(exc, item.route.message_type)
                 await asyncio.sleep(self._backoff(attempt))
 
-    async def _transaction(self, items: list[_Item]) -> None:
-        """Inbox claim of every id, the steps in record order, one outbox insert, one commit."""
+    async def _transaction(self, items: list[_Item], *, trial: bool = False) -> None:
+        """Inbox claim of every id, the steps in record order, one outbox insert, one commit.
+
+        A trial is a whole slot's attempt: if it fails, its records are handled again.
+        """
         letters = [
             dead_letter(i.delivery, i.error, 1, self.service) for i in items if i.error is not None
         ]
-        # Observations the handlers make count only if this transaction commits.
-        with scope.transaction():
+        # Observations the handlers make count only if this transaction commits (in a trial,
+        # even a rejection's: the records' re-run counts it).
+        with scope.transaction(trial=trial):
             async with self.engine.begin() as conn:
                 fresh = await self._claim_fresh(conn, items)
                 hooks = _hooks(fresh)

@@ -79,6 +79,14 @@ class Metrics:
             ["state", "event"],
             registry=r,
         )
+        self.checkout_conflicts = Counter(
+            "checkout_saga_checkout_conflicts",
+            "CheckoutStarted messages refused because their order id already has a saga started "
+            "by a different checkout (items, amounts, buyer, currency, policy or cart), parked "
+            "as dead letters; the first checkout stands. By the state of that saga.",
+            ["state"],
+            registry=r,
+        )
         self.anomalies = Counter(
             "checkout_saga_anomalies",
             "Anomalies a saga recorded (e.g. a payment failure after confirmation).",

@@ -18,6 +18,7 @@ Observation = Callable[[Metrics], None]
 
 _current: ContextVar[Metrics | None] = ContextVar("checkout_metrics", default=None)
 _pending: ContextVar[list[Observation] | None] = ContextVar("checkout_pending", default=None)
+_trial: ContextVar[bool] = ContextVar("checkout_trial", default=False)
 
 
 def current() -> Metrics | None:
@@ -46,7 +47,7 @@ def bind(metrics: Metrics) -> None:
 def observe(observation: Observation, *, on_commit: bool = True) -> None:
     """Record now, or when the enclosing transaction scope commits; dropped with no Metrics."""
     pending = _pending.get()
-    if on_commit and pending is not None:
+    if (on_commit or _trial.get()) and pending is not None:
         pending.append(observation)
         return
     metrics = _current.get()
@@ -55,13 +56,19 @@ def observe(observation: Observation, *, on_commit: bool = True) -> None:
 
 
 @contextmanager
-def transaction() -> Iterator[None]:
-    """Observations made inside are recorded only if the block ends without an exception."""
+def transaction(*, trial: bool = False) -> Iterator[None]:
+    """Observations made inside are recorded only if the block ends without an exception.
+
+    A trial (a batch whose records are re-run one by one if it fails) holds back even those
+    made to count at once, such as a rejection: the re-run makes them again, and they would
+    count twice.
+    """
     pending: list[Observation] = []
-    token = _pending.set(pending)
+    token, trial_token = _pending.set(pending), _trial.set(trial)
     try:
         yield
     finally:
+        _trial.reset(trial_token)
         _pending.reset(token)
     metrics = _current.get()
     if metrics is not None:

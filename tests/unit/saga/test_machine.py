@@ -9,9 +9,11 @@ from decimal import Decimal
 import pytest
 
 from contracts import (
+    CheckoutStarted,
     ClearCart,
     ConfirmOrder,
     DeductStock,
+    LineItem,
     OrderFailed,
     PaymentRequested,
     RefundPayment,
@@ -145,6 +147,66 @@ def test_row_create_saga() -> None:
 @pytest.mark.parametrize("state", list(S))
 def test_row_checkout_repeated(state: SagaState) -> None:
     assert_duplicate(in_state(state), checkout_started(), "checkout_repeated")
+    # The same lines in another order say the same thing.
+    lines = list(reversed(checkout_started().items))
+    assert_duplicate(in_state(state), differing(items=lines), "checkout_repeated")
+
+
+def test_row_checkout_repeated_of_a_partial_checkout_after_its_amount_dropped() -> None:
+    before = advance(reserved_in_part(), policy=PARTIAL)
+    assert before.data.amount == ADJUSTED  # the rejected line lowered it: prices are compared
+    assert_duplicate(before, checkout_started(policy=PARTIAL), "checkout_repeated")
+
+
+def differing(**changes: object) -> CheckoutStarted:
+    """The checkout of `checkout_started()` with some fields changed (validated again)."""
+    return CheckoutStarted.model_validate({**dict(checkout_started()), **changes})
+
+
+def line(sku: str, quantity: int, price: str) -> LineItem:
+    return LineItem(sku=sku, quantity=quantity, unit_price=Decimal(price))
+
+
+CONFLICTS: dict[str, tuple[dict[str, object], str]] = {
+    "buyer": ({"buyer_id": "buyer-2"}, "buyer_id 'buyer-2' (the saga has 'buyer-1')"),
+    "currency": ({"currency": "USD"}, "currency 'USD' (the saga has 'EUR')"),
+    "cart": ({"cart_id": None}, f"cart_id None (the saga has '{CART}')"),
+    "policy": ({"policy": PARTIAL}, "policy 'partial' (the saga has 'all_or_nothing')"),
+    "quantity": (
+        {"items": [line("SKU-A", 3, "5.00"), line("SKU-B", 1, "15.00")]},
+        "quantities of SKU-A; amount 30.00 (the saga has 25.00)",
+    ),
+    "another line": (
+        {"items": [line("SKU-A", 2, "5.00"), line("SKU-C", 1, "15.00")]},
+        "quantities of SKU-B, SKU-C",
+    ),
+    "price": (
+        {"items": [line("SKU-A", 2, "5.00"), line("SKU-B", 1, "15.01")]},
+        "amount 25.01 (the saga has 25.00)",
+    ),
+}
+
+
+@pytest.mark.parametrize("state", list(S))
+@pytest.mark.parametrize("case", list(CONFLICTS))
+def test_row_checkout_conflicts(state: SagaState, case: str) -> None:
+    before = in_state(state)
+    changes, differences = CONFLICTS[case]
+    result = apply(before, differing(**changes))
+    assert (result.outcome, result.transition) == (Outcome.REJECTED, "checkout_conflicts")
+    assert (result.state, result.data, result.commands) == (before.state, before.data, ())
+    assert result.reason == (
+        f"CheckoutStarted conflicts with the checkout that started order {ORDER}, which "
+        f"stands: {differences}"
+    )
+
+
+def test_a_partial_checkout_conflicts_on_unit_prices_even_at_the_same_amount() -> None:
+    before = advance(policy=PARTIAL)
+    swapped = [line("SKU-A", 2, "7.50"), line("SKU-B", 1, "10.00")]  # 25.00 all the same
+    result = apply(before, differing(items=swapped, policy=PARTIAL))
+    assert (result.outcome, result.transition) == (Outcome.REJECTED, "checkout_conflicts")
+    assert (result.reason or "").endswith("stands: unit prices of SKU-A, SKU-B")
 
 
 # -- Submitted ------------------------------------------------------------------------------

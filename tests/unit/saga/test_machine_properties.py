@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from contracts import (
     CheckoutPolicy,
+    CheckoutStarted,
     ConfirmOrder,
     DeductStock,
     Message,
@@ -26,6 +27,7 @@ from contracts import (
 )
 from saga.instance import FINAL_STATES, SagaData, SagaState
 from saga.machine import (
+    CONFLICT,
     SAME,
     TABLE,
     Outcome,
@@ -71,7 +73,8 @@ def event_for(kind: str, data: SagaData, now: datetime) -> SagaEvent:
     """A concrete event of a symbolic kind; deadlines follow what the saga holds."""
     deadline = data.payment_deadline or now
     events: dict[str, SagaEvent] = {
-        "checkout": checkout_started(),
+        "checkout": checkout_started(policy=data.policy),
+        "checkout_conflicting": checkout_started(policy=_other(data.policy)),
         "stock_ok": stock_reserved(),
         "stock_ok_other": stock_reserved(R3),
         "stock_ok_in_part": reserved_in_part(),
@@ -89,9 +92,14 @@ def event_for(kind: str, data: SagaData, now: datetime) -> SagaEvent:
     return events[kind]
 
 
+def _other(policy: CheckoutPolicy) -> CheckoutPolicy:
+    """The policy a saga was not started with: its checkout repeated with it conflicts."""
+    return next(p for p in CheckoutPolicy if p is not policy)
+
+
 KINDS = st.sampled_from(
     [
-        "checkout", "stock_ok", "stock_ok_other", "stock_ok_in_part", "stock_fail", "paid_p1",
+        "checkout", "checkout_conflicting", "stock_ok", "stock_ok_other", "stock_ok_in_part", "stock_fail", "paid_p1",
         "paid_p2", "paid_p2_adjusted", "paid_wrong_amount", "paid_wrong_currency", "declined",
         "declined_p1", "deadline", "deadline_moved",
     ]
@@ -121,7 +129,9 @@ def checked_step(before: StepResult, event: SagaEvent, now: datetime, seen: Hist
     stored = SagaData.model_validate_json(before.data.model_dump_json())
     assert step(before.state, stored, event, now, POLICY) == result  # pure, and survives storage
     pair = (before.state.value, trigger_name(event))
-    if classify(*pair) == "rejected":
+    refused = result.transition == CONFLICT  # a row that refuses changes nothing either
+    assert refused == (isinstance(event, CheckoutStarted) and event.policy != before.data.policy)
+    if refused or classify(*pair) == "rejected":
         assert result.outcome == Outcome.REJECTED
         assert result.commands == ()
         assert (result.state, result.data) == (before.state, before.data)
