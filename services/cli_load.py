@@ -1,5 +1,9 @@
 """`checkout-saga demo`: drive checkouts through a stack and print a summary table.
 
+Two parts: checkouts published as a plain upstream would (latency, throughput, stock), then
+multi-vendor carts checked out through the cart service under both policies, counted by how
+their checkout groups ended (services.cli_demo.drive_marketplace).
+
 Against a running stack (CHECKOUT_* URLs set, or a live `checkout-saga dev`) it only drives;
 otherwise it starts the embedded servers and every service in this process, and stops them after.
 `checkout-saga bench` measures with services in processes of their own (services.bench).
@@ -18,7 +22,7 @@ import typer
 
 from contracts.topics import all_topics
 from services.bench.stack import running_stack
-from services.cli_demo import DEMO_CATALOG, seed_catalog
+from services.cli_demo import DEMO_CATALOG, GroupTally, drive_marketplace, seed_catalog, tally_rows
 from services.devstack import DevOptions, Infrastructure, dev_settings, quiet_client_logs
 from services.loadgen import LoadResult, commit_rate, drive, make_checkouts
 from services.platform import migrate
@@ -40,6 +44,12 @@ class LoadOptions:
     concurrency: int
     seed: int
     timeout_s: float
+    carts: int | None = None
+
+    @property
+    def marketplace_carts(self) -> int:
+        """Multi-vendor carts to check out after the checkouts (default: a fifth, at least 10)."""
+        return self.carts if self.carts is not None else max(10, self.orders // 5)
 
 
 @contextlib.asynccontextmanager
@@ -61,9 +71,10 @@ async def _stack(settings: Settings) -> AsyncIterator[Settings]:
         await runtime.stop()
 
 
-def run_load(
-    options: LoadOptions, report: Callable[[LoadResult, float], None], *, baseline: bool
-) -> None:
+Report = Callable[[LoadResult, float, GroupTally], None]
+
+
+def run_load(options: LoadOptions, report: Report, *, baseline: bool) -> None:
     """Drive the checkouts against a running stack, or an embedded one started for the run."""
     quiet_client_logs()
     configured = running_stack()
@@ -89,7 +100,7 @@ def run_load(
 async def _embedded_run(
     settings: Settings,
     options: LoadOptions,
-    report: Callable[[LoadResult, float], None],
+    report: Report,
     baseline: bool,
 ) -> None:
     typer.echo("starting every service (joining consumer groups takes a few seconds)")
@@ -100,7 +111,7 @@ async def _embedded_run(
 async def _drive_and_report(
     settings: Settings,
     options: LoadOptions,
-    report: Callable[[LoadResult, float], None],
+    report: Report,
     baseline: bool,
 ) -> None:
     engine = create_engine(settings, pool_size=4)
@@ -122,13 +133,16 @@ async def _drive_and_report(
                 timeout_s=options.timeout_s,
                 progress=progress,
             )
+        carts = options.marketplace_carts
+        typer.echo(f"checking out {carts} multi-vendor carts (partial and all_or_nothing)")
+        tally = await drive_marketplace(settings, engine, carts, options.seed, options.timeout_s)
         rate = await commit_rate(engine) if baseline else 0.0
-        report(result, rate)
+        report(result, rate, tally)
     finally:
         await engine.dispose()
 
 
-def demo_report(result: LoadResult, _commits_per_s: float) -> None:
+def demo_report(result: LoadResult, _commits_per_s: float, groups: GroupTally) -> None:
     """The summary table `checkout-saga demo` prints."""
     rows = [
         ("checkouts", str(result.orders)),
@@ -139,10 +153,11 @@ def demo_report(result: LoadResult, _commits_per_s: float) -> None:
         ("latency p50 / p95 / p99", _latencies(result)),
         ("throughput", f"{result.throughput:.1f} sagas/s"),
         ("stock conserved", "yes" if result.stock_conserved else "NO"),
+        *tally_rows(groups),
     ]
     width = max(len(k) for k, _ in rows)
     typer.echo("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
-    if result.unfinished or not result.stock_conserved:
+    if result.unfinished or not result.stock_conserved or groups.unfinished or groups.refused:
         raise typer.Exit(1)
 
 

@@ -28,7 +28,13 @@ from services.cli_admin import (
     remove_dev_state,
     write_dev_state,
 )
-from services.cli_demo import DEMO_CATALOG, DEMO_STOCK, example_checkout, seed_catalog
+from services.cli_demo import (
+    DEMO_CATALOG,
+    DEMO_STOCK,
+    demo_products,
+    example_checkout,
+    seed_catalog,
+)
 from services.cli_relay import StopSignals
 from services.platform import migrate
 from services.platform.embedded import (
@@ -167,7 +173,7 @@ def _announce(
         f"services:  {', '.join(names) or '(none)'} + outbox relay, in this process",
         *_left_out(names),
         f"topics:    {', '.join(all_topics())} ({kafka.topic_partitions} partitions each)",
-        f"stock:     {', '.join(DEMO_CATALOG)} ({DEMO_STOCK} each when first created)"
+        f"stock:     {demo_products()} ({DEMO_STOCK} each when first created)"
         if seeded
         else "stock:     not seeded; add some with `checkout-saga stock set SKU N`",
         f"state:     {infra.options.data_dir / STATE_FILE_NAME}",
