@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -82,7 +82,7 @@ class OrderView:
     vendor_id: str | None = None
     outcome_total: Decimal | None = None
     accepted_items: list[dict[str, Any]] | None = None
-    rejected: list[dict[str, Any]] | None = None
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def state(self) -> str:

@@ -152,7 +152,7 @@ class VendorOrderOut(BaseModel):
             "adjusted_total": order.adjusted_total,
             "items": _lines(order.items),
             "accepted": _lines(order.accepted),
-            "rejected": [RejectedLineOut.model_validate(r) for r in order.rejected or []],
+            "rejected": [RejectedLineOut.model_validate(r) for r in order.rejected],
             "order_url": links.order(order.order_id),
         }
 
