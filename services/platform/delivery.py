@@ -147,12 +147,13 @@ def dead_letter(delivery: Delivery, reason: str, attempts: int, service: str) ->
     """The dead letter of a delivery: original bytes and headers plus why, where and how often.
 
     Its id derives from the record's position, so a redelivered poison message is
-    dead-lettered once, not once per delivery.
+    dead-lettered once, not once per delivery. The original bytes are kept as they came; in the
+    key and headers a NUL becomes U+FFFD, because PostgreSQL text and jsonb cannot hold one.
     """
     position = f"{service}:{delivery.topic}:{delivery.partition}:{delivery.offset}"
     headers = {
-        **delivery.headers,
-        MessageHeaders.ERROR: reason[:1000],
+        **{_storable(k): _storable(v) for k, v in delivery.headers.items()},
+        MessageHeaders.ERROR: _storable(reason[:1000]),
         MessageHeaders.ORIGINAL_TOPIC: delivery.topic,
         MessageHeaders.ORIGINAL_PARTITION: str(delivery.partition),
         MessageHeaders.ORIGINAL_OFFSET: str(delivery.offset),
@@ -162,7 +163,12 @@ def dead_letter(delivery: Delivery, reason: str, attempts: int, service: str) ->
     return OutboxMessage(
         message_id=uuid.uuid5(_DEAD_LETTER_NAMESPACE, position),
         topic=DEAD_LETTER_TOPIC,
-        key=delivery.key or "unknown",
+        key=_storable(delivery.key or "unknown"),
         payload=delivery.value,
         headers=headers,
     )
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL can store: Kafka keys and headers may hold NUL, text and jsonb may not."""
+    return text.replace("\x00", "\ufffd")

@@ -44,6 +44,7 @@ from services.platform.consumer import (
     Outcome,
     RetryLaterError,
     Route,
+    dead_letter,
 )
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import ConsumerSettings, Settings
@@ -189,6 +190,47 @@ async def test_invalid_bytes_are_dead_lettered_in_the_batch_and_the_rest_applies
     assert await _counters(inventory.engine, [x, y]) == {x: (96, 4, 0), y: (95, 5, 0)}
     # Undecodable bytes need no fallback: each slot (partitions 0+2, 1+3) committed at once.
     assert _batch_sizes(inventory.consumer) == (2, 6)
+
+
+@pytest.mark.parametrize(
+    ("key", "headers"),
+    [
+        ("order\u0000", {}),
+        (None, {"x-trace\u0000": "1"}),
+        (None, {"message_type": "ReserveStockForOrder\u0000"}),
+    ],
+    ids=["nul in the key", "nul in a header name", "nul in a header value"],
+)
+async def test_a_record_with_nul_in_its_key_or_headers_is_dead_lettered_not_fatal(
+    inventory: ServiceDriver, key: str | None, headers: dict[str, str]
+) -> None:
+    # Kafka keys and headers may hold NUL; PostgreSQL text and jsonb cannot. The dead letter
+    # keeps them with NUL replaced, instead of failing its write and with it the batch (which
+    # the batch loop would rewind and fail again, forever).
+    (x,) = await _stocked(inventory.engine, 10)
+    order_id = new_id()
+    hostile = dataclasses.replace(
+        raw_delivery(b"\x00 not json", TOPICS[RESERVE], key=key), headers=headers, partition=0
+    )
+    batch: Batch = [
+        (hostile, _route(inventory, RESERVE)),
+        _record(inventory, reserve_stock(order_id, [(x, 1)]), partition=0),
+    ]
+
+    outcomes = await inventory.consumer.process_batch(batch)
+
+    assert outcomes == [Outcome.DEAD_LETTERED, Outcome.APPLIED]
+    letter_id = dead_letter(hostile, "", 0, "inventory").message_id
+    stored_key = key.replace("\u0000", "\ufffd") if key else "unknown"
+    [letter] = [r for r in await inventory.dead_letters(stored_key) if r.message_id == letter_id]
+    assert letter.payload == hostile.value  # the original bytes, NUL included
+    stored = {
+        k.replace("\ufffd", "\u0000"): v.replace("\ufffd", "\u0000")
+        for k, v in letter.headers.items()
+    }
+    assert headers.items() <= stored.items()
+    assert "malformed JSON" in letter.headers[MessageHeaders.ERROR]
+    assert await _reserved(inventory, order_id)
 
 
 async def test_a_rejected_record_is_dead_lettered_alone_once(inventory: ServiceDriver) -> None:
