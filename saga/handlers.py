@@ -101,11 +101,18 @@ class SagaHandler:
     def _start(self, event: SagaEvent, occurred_at: datetime, now: datetime) -> StepResult:
         if isinstance(event, CheckoutStarted):
             return machine.start(event, now, self.policy)
-        name = type(event).__name__
-        if now - occurred_at < self.orphan_grace:
+        name, age = type(event).__name__, now - occurred_at
+        if -self.orphan_grace < age < self.orphan_grace:
             # It may have overtaken its CheckoutStarted (another topic): let Kafka redeliver.
+            # A producer's clock a little ahead is waited for too, but one dated further ahead
+            # than the grace would hold its partition until that date: it is refused.
             raise SagaNotFoundYetError(f"{name} before its saga exists")
         _count_rejection(NO_SAGA, trigger_name(event))
+        if age < timedelta(0):
+            raise RejectedMessageError(
+                f"{name} for an order that has no saga, dated {occurred_at.isoformat()}: "
+                f"ahead of this clock by more than the orphan grace ({self.orphan_grace})"
+            )
         raise RejectedMessageError(f"{name} for an order that has no saga")
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -678,6 +679,32 @@ async def test_a_payment_ahead_of_its_checkout_in_one_batch_waits_for_it_not_for
     state, _ = (await _sagas(saga.engine, [order_id]))[order_id]
     assert state == "Submitted"  # the early payment is remembered until stock is held
     assert [name for name, _ in await _commands(saga, order_id)] == ["ReserveStockForOrder"]
+
+
+@pytest.mark.parametrize(
+    ("ahead", "outcome"),
+    [(timedelta(days=365 * 7000), Outcome.DEAD_LETTERED), (timedelta(seconds=-1), None)],
+    ids=["dated thousands of years ahead", "dated a moment ago"],
+)
+async def test_an_orphan_answer_waits_for_its_saga_only_within_the_grace(
+    saga: ServiceDriver, handler_settings: Settings, ahead: timedelta, outcome: Outcome | None
+) -> None:
+    # An answer for an order with no saga may have overtaken its CheckoutStarted: it is retried
+    # while it is younger than the orphan grace. One dated far ahead of this clock was never
+    # going to age into the grace: it blocked its partition for good. Found by the wire fuzz.
+    assert handler_settings.saga.orphan_grace_s >= 30  # a moment ago is well inside it
+    order_id = new_id()
+    occurred = datetime.now(UTC) + ahead
+    record = delivery(_declined(order_id).to_envelope(occurred_at=occurred))
+
+    if outcome is None:
+        with pytest.raises(RetryLaterError):
+            await saga.deliver(record, PaymentFailed.message_type)
+        return
+    assert await saga.deliver(record, PaymentFailed.message_type) is outcome
+    [letter] = await saga.dead_letters(order_id)
+    assert "ahead of this clock" in letter.headers[MessageHeaders.ERROR]
+    assert await _sagas(saga.engine, [order_id]) == {}
 
 
 def _handled(consumer: Consumer, message_type: str) -> float:
