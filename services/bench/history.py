@@ -102,11 +102,12 @@ _DOMAIN = {
     "saga.sagas": "INSERT INTO saga.sagas (id, state, version, data, payment_deadline, "
     f"created_at, updated_at) SELECT {ORDER_ID}, t.state, t.version, "
     f"CAST({_fill('t.data')} AS jsonb), NULL, c.at, {DONE_AT} {FROM_T}",
-    "orders.orders": "INSERT INTO orders.orders (order_id, buyer_id, status, currency, total, "
-    "items, payment_id, failure_reason, created_at, updated_at) "
-    f"SELECT {ORDER_ID}, c.buyer, {FINAL}, 'EUR', t.total, CAST({_fill('t.items')} AS jsonb), "
-    f"CASE WHEN t.confirmed THEN {_id('t.payment_id')} END, t.failure_reason, c.at, {DONE_AT} "
-    f"{FROM_T}",
+    # A plain checkout is a group of one order under its own id; no line was rejected.
+    "orders.orders": "INSERT INTO orders.orders (order_id, checkout_group_id, buyer_id, status, "
+    "currency, total, adjusted_total, items, payment_id, failure_reason, created_at, updated_at) "
+    f"SELECT {ORDER_ID}, {ORDER_ID}, c.buyer, {FINAL}, 'EUR', t.total, t.total, "
+    f"CAST({_fill('t.items')} AS jsonb), CASE WHEN t.confirmed THEN {_id('t.payment_id')} END, "
+    f"t.failure_reason, c.at, {DONE_AT} {FROM_T}",
     "inventory.reservations": "INSERT INTO inventory.reservations (reservation_id, order_id, "
     f"sku, quantity, status, created_at, updated_at) SELECT {_id('l.reservation_id')}, "
     f"{ORDER_ID}, (ARRAY[c.s1, c.s2, c.s3])[l.number], l.quantity, "

@@ -29,6 +29,7 @@ from contracts import (
     Reservation,
     StockReservationCompleted,
 )
+from contracts.messages import CheckoutGroupCompleted, GroupOutcome, VendorOrderResult
 from saga import machine
 from saga.instance import Outgoing, SagaPolicy
 from services.platform.outbox import OutboxMessage
@@ -180,7 +181,7 @@ def build(line_count: int, confirmed: bool) -> Template:
     _orders_create(j, checkout, started)
     saga = _Saga(j, checkout, started)
     payment_request = _reserve(j, saga, checkout)
-    _deliver(j, _pay(j, saga, payment_request), saga)
+    _deliver(j, _pay(j, saga, payment_request), saga, checkout)
     t.saga_state, t.saga_version = saga.result.state.value, saga.version
     t.saga_data = saga.result.data.model_dump_json()
     t.order_items = json.dumps([i.model_dump(mode="json") for i in checkout.items])
@@ -226,8 +227,10 @@ def _orders_create(j: _Journal, checkout: CheckoutStarted, started: uuid.UUID) -
     j.receive("cart", j.publish("orders", created, started), created.message_type)
 
 
-def _deliver(j: _Journal, commands: dict[str, uuid.UUID], saga: _Saga) -> None:
-    """The saga's final commands reach their services; orders announces the final state."""
+def _deliver(
+    j: _Journal, commands: dict[str, uuid.UUID], saga: _Saga, checkout: CheckoutStarted
+) -> None:
+    """The saga's final commands reach their services; orders announces the order and group."""
     data = saga.result.data
     for message_type, message_id in commands.items():
         j.receive(RECEIVER[message_type], message_id, message_type)
@@ -238,7 +241,31 @@ def _deliver(j: _Journal, commands: dict[str, uuid.UUID], saga: _Saga) -> None:
             if message_type == "ConfirmOrder"
             else OrderMarkedFailed(order_id=data.order_id, reason=data.failure_reason or DECLINED)
         )
-        j.receive("cart", j.publish("orders", final, message_id), final.message_type)
+        # One transaction writes both: the order is its group's only vendor order.
+        announced = j.publish("orders", final, message_id)
+        j.publish("orders", _group_completed(checkout, final), message_id)
+        j.receive("cart", announced, final.message_type)
+
+
+def _group_completed(checkout: CheckoutStarted, final: Message) -> CheckoutGroupCompleted:
+    """The group event of a one-vendor checkout whose order just became final."""
+    failure = final.reason if isinstance(final, OrderMarkedFailed) else None
+    confirmed = failure is None
+    only = VendorOrderResult(
+        order_id=checkout.order_id,
+        status="confirmed" if confirmed else "failed",
+        total=checkout.total,
+        items=checkout.items,
+        failure_reason=failure,
+    )
+    return CheckoutGroupCompleted(
+        order_id=checkout.order_id,
+        buyer_id=checkout.buyer_id,
+        currency=checkout.currency,
+        outcome=GroupOutcome.COMPLETED if confirmed else GroupOutcome.FAILED,
+        balance_due=checkout.total if confirmed else Decimal("0.00"),
+        orders=[only],
+    )
 
 
 def _with_slot_ids(t: Template, order_id: str) -> Template:

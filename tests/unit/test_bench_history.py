@@ -151,8 +151,11 @@ def test_templates_cover_one_to_three_lines_confirmed_and_declined(built: list[T
     ]
     for t in built:
         assert t.saga_state == ("Confirmed" if t.confirmed else "Failed")
-        assert len(t.outbox) == (10 if t.confirmed else 9)
+        assert len(t.outbox) == (11 if t.confirmed else 10)
         assert len(t.inbox) == (11 if t.confirmed else 10)
+        final = "order_confirmed" if t.confirmed else "order_marked_failed"
+        announced = [m.message_type for m in t.outbox if m.schema == "orders"]
+        assert announced == ["order_created", final, "checkout_group_completed"]
         assert {m.schema for m in t.inbox} == set(SCHEMAS)
 
 
@@ -167,7 +170,7 @@ def test_template_rows_are_what_the_real_code_reads_once_filled(built: list[Temp
             decoded = decode(_filled(mail.payload).encode(), mail.message_type)
             assert decoded.message.order_id == data.order_id
             assert str(data.order_id).startswith(PREFIX)
-            assert 300 <= len(mail.payload) <= 650
+            assert 300 <= len(mail.payload) <= 800
 
 
 def test_every_received_message_was_sent_by_an_outbox_of_the_checkout(
