@@ -34,6 +34,11 @@ _STRING_HEADERS = (
     "(traceparent, tracestate); ignore the ones you do not know."
 )
 _DEFAULT_KEY = "The order id (= payload.order_id = correlation_id), as the UUID's text in UTF-8."
+_KEY_RULE = (
+    "Required, and exactly the envelope's correlation_id as text (lowercase, hyphenated): "
+    "consumers dead-letter a record without a key or under any other key."
+)
+_CANONICAL_UUID = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _KEYS: dict[type[Message], str] = {
     CheckoutGroupCompleted: "The checkout group id (= payload.order_id = correlation_id, the "
     "CheckoutStarted's order_id), as the UUID's text in UTF-8.",
@@ -149,9 +154,10 @@ def key_binding(key: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_key(message_cls: type[Message]) -> dict[str, Any]:
-    """The record key of a message type: its correlation id, as text."""
+    """The record key of a message type: its correlation id, as canonical text."""
     declared = message_cls.model_fields["order_id"].description
-    return _uuid(_KEYS.get(message_cls) or declared or _DEFAULT_KEY)
+    described = f"{_KEYS.get(message_cls) or declared or _DEFAULT_KEY} {_KEY_RULE}"
+    return {**_uuid(described), "pattern": _CANONICAL_UUID}
 
 
 def _completion(message_cls: type[Message]) -> dict[str, Any]:

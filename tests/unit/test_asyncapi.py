@@ -173,6 +173,9 @@ def test_the_schemas_reject_what_the_consumers_reject(document: dict[str, Any]) 
     incomplete = {k: v for k, v in headers_for(envelope).items() if k != "correlation_id"}
     with pytest.raises(jsonschema.ValidationError):
         _validate(document, headers, incomplete)
+    key = _message(document, topic)["bindings"]["kafka"]["key"]
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(document, key, str(envelope.correlation_id).upper())
 
 
 def test_a_real_dead_letter_validates_against_the_document(document: dict[str, Any]) -> None:
