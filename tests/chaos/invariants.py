@@ -7,12 +7,14 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import DEAD_LETTER_TOPIC, TOPICS
+from contracts.vendor_orders import lines_total, split
 from services.runtime import SERVICES
 from tests.chaos.load import ChaosLoad, Checkout
 
@@ -54,14 +56,22 @@ async def violations(db: AsyncEngine, load: ChaosLoad) -> list[str]:
         return problems  # the rest only means something once every saga is final
     confirmed = {o for o, r in sagas.items() if r["state"] == "Confirmed"}
     by_order = {c.start.order_id: c for c in load.checkouts}
+    kept = {o: accepted_lines(by_order[o], sagas[o]) for o in confirmed}
     problems += await _orders_agree(db, load, sagas)
-    problems += await _stock_balances(db, load, [by_order[o] for o in confirmed])
-    problems += await _reservations_settled(db, load, confirmed)
+    problems += await _groups_complete_once(db, load, sagas)
+    problems += await _stock_balances(db, load, kept)
+    problems += await _reservations_settled(db, load, kept)
     problems += await _carts_cleared_once(db, load, confirmed)
     problems += await _payments_refunded_once(db, load, sagas)
     problems += await _outboxes_drained(db)
     problems += await _nothing_parked(db, load)
     return problems
+
+
+def accepted_lines(checkout: Checkout, saga: dict[str, Any]) -> dict[str, int]:
+    """The lines a confirmed group bought, by SKU: its items less those inventory rejected."""
+    rejected = {r["sku"] for r in saga["data"].get("rejected", [])}
+    return {i.sku: i.quantity for i in checkout.start.items if i.sku not in rejected}
 
 
 def _sagas_final(load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]) -> list[str]:
@@ -76,34 +86,109 @@ def _sagas_final(load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]) -> lis
 async def _orders_agree(
     db: AsyncEngine, load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]
 ) -> list[str]:
+    """Each group became its vendor orders, each in the state its saga and rejections imply."""
     found = await rows(
         db,
-        "SELECT order_id, status FROM orders.orders WHERE order_id = ANY(:ids)",
+        "SELECT order_id, checkout_group_id AS g, status, coalesce(adjusted_total, total) AS t "
+        "FROM orders.orders WHERE checkout_group_id = ANY(:ids)",
         ids=load.order_ids,
     )
-    status = {r["order_id"]: r["status"] for r in found}
-    wrong = [
-        f"{o}: saga {r['state']}, order {status.get(o)}"
-        for o, r in sagas.items()
-        if status.get(o) != FINAL[r["state"]]
-    ]
+    actual = {r["order_id"]: (r["status"], r["t"]) for r in found}
+    wrong = []
+    for c in load.checkouts:
+        saga = sagas[c.start.order_id]
+        accepted = accepted_lines(c, saga) if saga["state"] == "Confirmed" else {}
+        for vendor_order in split(c.start):
+            bought = [i for i in vendor_order.items if i.sku in accepted]
+            status = "confirmed" if bought else "failed"
+            total = lines_total(bought) if bought else None
+            got = actual.get(vendor_order.order_id)
+            if got is None or got[0] != status or (total is not None and got[1] != total):
+                wrong.append(f"{vendor_order.order_id}: saga {saga['state']}, order {got}")
+    vendor_orders = [o.order_id for c in load.checkouts for o in split(c.start)]
     created = await rows(
         db,
         "SELECT message_key, count(*) AS n FROM orders.outbox WHERE topic = :t "
-        "AND message_key = ANY(:keys) GROUP BY message_key HAVING count(*) <> 1",
+        "AND message_key = ANY(:keys) GROUP BY message_key",
         t=TOPICS["order_created"],
-        keys=[str(o) for o in load.order_ids],
+        keys=[str(o) for o in vendor_orders],
     )
+    announced = {r["message_key"]: r["n"] for r in created}
     problems = [f"{len(wrong)} orders disagree with their saga, e.g. {wrong[:3]}"] if wrong else []
-    problems += [f"order {r['message_key']} announced {r['n']} times" for r in created]
+    problems += [
+        f"order {o} announced {announced.get(str(o), 0)} times"
+        for o in vendor_orders
+        if announced.get(str(o), 0) != 1
+    ]
     return problems
 
 
-async def _stock_balances(db: AsyncEngine, load: ChaosLoad, confirmed: list[Checkout]) -> list[str]:
+async def _groups_complete_once(
+    db: AsyncEngine, load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]
+) -> list[str]:
+    """One checkout_group_completed per group, agreeing with its orders and with the charge."""
+    events = await rows(
+        db,
+        "SELECT message_key, convert_from(payload, 'UTF8')::jsonb -> 'payload' AS p "
+        "FROM orders.outbox WHERE topic = :t AND message_key = ANY(:keys)",
+        t=TOPICS["checkout_group_completed"],
+        keys=[str(o) for o in load.order_ids],
+    )
+    per_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        per_group[e["message_key"]].append(e["p"])
+    problems = []
+    for group, saga in sagas.items():
+        got = per_group.get(str(group), [])
+        if len(got) != 1:
+            problems.append(f"group {group}: checkout_group_completed emitted {len(got)} times")
+            continue
+        problems += _group_agrees(group, saga, got[0])
+    return problems
+
+
+async def group_outcomes(db: AsyncEngine, load: ChaosLoad) -> Counter[str]:
+    """How the run's marketplace groups ended (plain checkouts left out), for the run's summary."""
+    groups = [str(c.start.order_id) for c in load.checkouts if c.start.items[0].vendor_id]
+    events = await rows(
+        db,
+        "SELECT convert_from(payload, 'UTF8')::jsonb -> 'payload' ->> 'outcome' AS o "
+        "FROM orders.outbox WHERE topic = :t AND message_key = ANY(:keys)",
+        t=TOPICS["checkout_group_completed"],
+        keys=groups,
+    )
+    return Counter(e["o"] for e in events)
+
+
+def _group_agrees(group: uuid.UUID, saga: dict[str, Any], event: dict[str, Any]) -> list[str]:
+    statuses = {o["status"] for o in event["orders"]}
+    outcome = (
+        "completed"
+        if statuses == {"confirmed"}
+        else "failed"
+        if statuses == {"failed"}
+        else "partially_completed"
+    )
+    confirmed = [Decimal(o["total"]) for o in event["orders"] if o["status"] == "confirmed"]
+    balance, charged = Decimal(event["balance_due"]), Decimal(saga["data"]["amount"])
+    problems = []
+    if event["outcome"] != outcome:
+        problems.append(f"group {group}: outcome {event['outcome']}, its orders say {outcome}")
+    if balance != sum(confirmed, Decimal(0)):
+        problems.append(f"group {group}: balance due {balance} != confirmed orders {confirmed}")
+    if saga["state"] == "Confirmed" and balance != charged:
+        problems.append(f"group {group}: balance due {balance} != the charge {charged}")
+    if saga["state"] == "Failed" and statuses != {"failed"}:
+        problems.append(f"group {group}: saga Failed, orders {statuses}")
+    return problems
+
+
+async def _stock_balances(
+    db: AsyncEngine, load: ChaosLoad, kept: dict[uuid.UUID, dict[str, int]]
+) -> list[str]:
     sold: Counter[str] = Counter()
-    for c in confirmed:
-        for item in c.start.items:
-            sold[item.sku] += item.quantity
+    for lines in kept.values():
+        sold.update(lines)
     found = await rows(
         db,
         "SELECT sku, available, reserved, deducted FROM inventory.products WHERE sku = ANY(:s)",
@@ -122,7 +207,7 @@ async def _stock_balances(db: AsyncEngine, load: ChaosLoad, confirmed: list[Chec
 
 
 async def _reservations_settled(
-    db: AsyncEngine, load: ChaosLoad, confirmed: set[uuid.UUID]
+    db: AsyncEngine, load: ChaosLoad, kept: dict[uuid.UUID, dict[str, int]]
 ) -> list[str]:
     found = await rows(
         db,
@@ -136,8 +221,9 @@ async def _reservations_settled(
     problems = []
     for c in load.checkouts:
         order = c.start.order_id
-        if order in confirmed:
-            expected = {i.sku: (i.quantity, "deducted") for i in c.start.items}
+        if order in kept:
+            # A rejected line never held stock: it has no reservation at all.
+            expected = {sku: (quantity, "deducted") for sku, quantity in kept[order].items()}
             if held[order] != expected:
                 problems.append(f"confirmed {order}: reservations {held[order]} != {expected}")
         elif any(status != "released" for _, status in held[order].values()):

@@ -1,4 +1,4 @@
-"""A seeded chaos load: products, carts and checkouts, plus duplicate, early and late messages."""
+"""A seeded chaos load: products, carts, plain checkouts and marketplace groups, plus faults."""
 
 from __future__ import annotations
 
@@ -12,11 +12,22 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import CheckoutStarted, LineItem, PaymentCompleted
+from contracts import CheckoutPolicy, CheckoutStarted, LineItem, PaymentCompleted
 from tests.support.payer import publish
 
 SKUS_PER_RUN = 8
-STOCK_PER_SKU = 60
+STOCK_PER_CHECKOUT = 1.0
+"""Units of each product per planned checkout: most lines find stock, the scarce product not."""
+SCARCE_STOCK = 2
+"""The run's last product is nearly sold out from the start, so partial groups reject lines."""
+VENDORS = ("acme", "globex", "initech")
+"""Product i of a run is sold by VENDORS[i % 3] when it is part of a marketplace group."""
+GROUP_SHARE = 0.35
+"""Share of checkouts that are marketplace groups (vendors on their lines, either policy).
+
+The others stay plain (no vendor, the default policy), so both wire shapes run under faults.
+Demand is above the stock on purpose: partial groups then reject lines and fail vendor orders.
+"""
 
 
 def seeded_uuid(rng: random.Random) -> uuid.UUID:
@@ -57,20 +68,28 @@ def plan(seed: int, checkouts: int) -> ChaosLoad:
     rng = random.Random(seed)
     skus = [f"CHAOS-{seed}-{i}-{rng.getrandbits(24):06x}" for i in range(SKUS_PER_RUN)]
     planned = [_checkout(rng, skus, n) for n in range(checkouts)]
-    return ChaosLoad(seed, dict.fromkeys(skus, STOCK_PER_SKU), planned)
+    stock = dict.fromkeys(skus, max(60, round(checkouts * STOCK_PER_CHECKOUT)))
+    stock[skus[-1]] = SCARCE_STOCK
+    return ChaosLoad(seed, stock, planned)
 
 
 def _checkout(rng: random.Random, skus: list[str], n: int) -> Checkout:
-    lines = rng.sample(skus, rng.randint(1, 3))
+    group = rng.random() < GROUP_SHARE
+    lines = rng.sample(skus, rng.randint(2, 4) if group else rng.randint(1, 3))
+    policy = rng.choice(list(CheckoutPolicy)) if group else CheckoutPolicy.ALL_OR_NOTHING
     start = CheckoutStarted(
         order_id=seeded_uuid(rng),
         buyer_id=f"chaos-buyer-{n}",
         buyer_email=f"buyer{n}@example.com",
         cart_id=seeded_uuid(rng),
         currency="EUR",
+        policy=policy,
         items=[
             LineItem(
-                sku=s, quantity=rng.randint(1, 3), unit_price=Decimal(rng.randint(100, 5000)) / 100
+                sku=s,
+                quantity=rng.randint(1, 3),
+                unit_price=Decimal(rng.randint(100, 5000)) / 100,
+                vendor_id=VENDORS[skus.index(s) % len(VENDORS)] if group else None,
             )
             for s in lines
         ],

@@ -13,12 +13,13 @@ import random
 import sys
 import time
 import uuid
+from collections import Counter
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.chaos.invariants import saga_states, until, violations
+from tests.chaos.invariants import group_outcomes, saga_states, until, violations
 from tests.chaos.load import ChaosLoad, drive, pay_late, plan, prepare
 from tests.chaos.monkey import ChaosMonkey
 from tests.chaos.wire import settled_and_accounted
@@ -100,9 +101,17 @@ async def test_no_checkout_is_lost_or_doubled_under_chaos(
 
     states = await saga_states(chaos_db, load)
     confirmed = sum(1 for r in states.values() if r["state"] == "Confirmed")
+    groups = dict(await group_outcomes(chaos_db, load))
+    why = Counter(
+        (r["data"].get("failure_reason") or "")[:24]
+        for r in states.values()
+        if r["state"] == "Failed"
+    )
     print(
         f"\n[chaos] {replay}: {len(load.checkouts)} checkouts ({confirmed} confirmed, "
-        f"{len(load.checkouts) - confirmed} failed), {load.late_payments} late payments, "
+        f"{len(load.checkouts) - confirmed} failed {dict(why.most_common(4))}; "
+        f"marketplace groups {groups}), "
+        f"{load.late_payments} late payments, "
         f"{sum(c.early_payment is not None for c in load.checkouts)} early payments, "
         f"{monkey.summary()}; {wire.records} records on the wire ({wire.redundant} re-sent); "
         f"{time.monotonic() - began:.0f}s",
