@@ -43,7 +43,7 @@ from services.platform.progress import GroupProgress
 from services.platform.settings import KafkaSettings, Settings
 from services.runtime import SERVICES, build_specs, consumer_groups
 from tests.chaos.conftest import PARTITIONS
-from tests.chaos.invariants import rows, saga_states, until, violations
+from tests.chaos.invariants import group_outcomes, rows, saga_states, until, violations
 from tests.chaos.load import ChaosLoad, drive, pay_late, plan, prepare
 from tests.chaos.monkey import ChaosMonkey
 from tests.chaos.wire import settled_and_accounted
@@ -382,9 +382,11 @@ async def test_kills_in_the_middle_of_large_batches_lose_and_double_nothing(
     assert all(k.largest is None or k.largest > LARGE for k in kills), f"{replay}:\n{report}"
     states = await saga_states(chaos_db, load)
     confirmed = sum(1 for r in states.values() if r["state"] == "Confirmed")
+    groups = dict(await group_outcomes(chaos_db, load))
     print(
         f"\n[batch chaos] {replay}: {len(load.checkouts)} checkouts published in {burst_s:.1f}s "
-        f"({confirmed} confirmed, {len(load.checkouts) - confirmed} failed), "
+        f"({confirmed} confirmed, {len(load.checkouts) - confirmed} failed; "
+        f"marketplace groups {groups}), "
         f"{load.late_payments} late payments; targeted kills:\n{report}\nthen "
         f"{monkey.summary()}; {wire.records} records on the wire ({wire.redundant} re-sent); "
         f"{time.monotonic() - began:.0f}s",
