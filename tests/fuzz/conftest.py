@@ -35,10 +35,20 @@ DEFAULT_EXAMPLES = 10_000
 PARTITIONS = 4
 
 
+def examples() -> int:
+    """How many hostile records the direct path sends (CHECKOUT_FUZZ_EXAMPLES)."""
+    return int(os.environ.get(EXAMPLES_ENV, DEFAULT_EXAMPLES))
+
+
+def time_limit() -> pytest.MarkDecorator:
+    """pytest-timeout's limit for one fuzz test: the suite's 300 s, and more for longer runs."""
+    return pytest.mark.timeout(300 + examples() // 40)
+
+
 @pytest.fixture(scope="module")
 def fuzz_examples() -> int:
     """How many hostile records the direct path sends (CHECKOUT_FUZZ_EXAMPLES)."""
-    return int(os.environ.get(EXAMPLES_ENV, DEFAULT_EXAMPLES))
+    return examples()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +87,9 @@ def fuzz_settings(fuzz_database_url: str, fuzz_seed: int) -> Settings:
         consumer=ConsumerSettings(
             retry_attempts=3, retry_base_delay_s=0.005, retry_max_delay_s=0.05
         ),
-        saga=SagaSettings(orphan_grace_s=1.0, payment_timeout_s=30, timeout_poll_interval_s=0.3),
+        # Payments always answer; a long deadline keeps a backlog of hostile records from
+        # failing valid checkouts by timeout (the deadline has tests of its own).
+        saga=SagaSettings(orphan_grace_s=1.0, payment_timeout_s=300, timeout_poll_interval_s=0.3),
         payments=PaymentSimulatorSettings(decline_rate=0.2, duplicate_rate=0.1, seed=fuzz_seed),
     )
 

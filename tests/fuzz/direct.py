@@ -58,8 +58,9 @@ class Record:
     delivery: Delivery
     case: Case | None
     services: tuple[str, ...]
-    published: float
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    first_tried: dict[str, float] = field(default_factory=dict)
+    """When each service first took it in a batch (a backlog is no stall; long retrying is)."""
 
 
 def nodes(engine: AsyncEngine, settings: Settings) -> dict[str, Node]:
@@ -114,7 +115,7 @@ class DirectPath:
         offset = self._offsets.get((topic, partition), self._base)
         self._offsets[(topic, partition)] = offset + 1
         delivery = Delivery(value, topic, partition, offset, key, headers)
-        record = Record(delivery, case, self.subscribers(topic), time.monotonic())
+        record = Record(delivery, case, self.subscribers(topic))
         self.ledger[(topic, partition, offset)] = record
         for name in record.services:
             self.nodes[name].pending.append(delivery)
@@ -134,6 +135,9 @@ class DirectPath:
 
     async def _step(self, node: Node) -> None:
         batch = [node.pending.popleft() for _ in range(min(self.batch, len(node.pending)))]
+        now = time.monotonic()
+        for delivery in batch:
+            self.ledger[_position(delivery)].first_tried.setdefault(node.name, now)
         try:
             outcomes = await node.consumer.process_batch([(d, node.routes[d.topic]) for d in batch])
         except RetryLaterError:
@@ -145,8 +149,8 @@ class DirectPath:
             self.ledger[_position(delivery)].outcomes[node.name] = outcome
 
     def _check_stall(self, service: str, batch: list[Delivery]) -> None:
-        now = time.monotonic()
-        waited = now - min(self.ledger[_position(d)].published for d in batch)
+        tried = [self.ledger[_position(d)].first_tried[service] for d in batch]
+        waited = time.monotonic() - min(tried)
         if waited <= self.stall_s:
             return
         # The culprit is among the fuzz records this service has not settled yet.

@@ -29,6 +29,7 @@ from services.platform.settings import Settings
 from services.runtime import SERVICES, Runtime
 from tests.fuzz import checks, feed, wire
 from tests.fuzz.checkouts import Shop, problems, states
+from tests.fuzz.conftest import time_limit
 from tests.fuzz.records import Case, Targets
 from tests.fuzz.state import Allowed, snapshot, unexplained
 
@@ -37,11 +38,15 @@ pytestmark = [
     # Hypothesis draws in a thread while the services run on the event loop and use `random`
     # (retry jitter, the Kafka client): it takes that for its strategies using it.
     pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning"),
+    time_limit(),
 ]
 
 STRUCTURED_SHARE = 0.3
-WARM_UP, CHECKOUTS = 10, 60
+WARM_UP = 10
+CHECKOUTS_PER_THOUSAND = 60
+"""Valid checkouts among every thousand hostile records (the same in the run alone after)."""
 SETTLE_S = 90.0
+"""How long records may take to settle, plus a second per hundred hostile records."""
 CRASH_LOGGERS = ("checkout_saga.batch_loop", "checkout_saga.runtime")
 """Where a batch that failed (and was rewound) or a dead loop is logged. A record dead-lettered
 after its handler raised is logged too, by the consumer: that is no crash."""
@@ -84,6 +89,11 @@ class BrokerRun:
     stream: list[Case] = field(default_factory=list)
 
     @property
+    def settle_s(self) -> float:
+        """How long the run's records may take to settle."""
+        return SETTLE_S + self.hostile / 100
+
+    @property
     def subscribers(self) -> wire.Subscribers:
         """topic -> the schemas of the services consuming it."""
         found: dict[str, list[str]] = {}
@@ -96,7 +106,7 @@ class BrokerRun:
         """Warm the groups up with a few checkouts; draw and mutate the hostile records."""
         await self.shop.stock_up(self.engine)
         warm_up = [self.shop.checkout() for _ in range(WARM_UP)]
-        self.planned = [self.shop.checkout() for _ in range(CHECKOUTS)]
+        self.planned = [self.shop.checkout() for _ in range(_checkouts(self.hostile))]
         structured: list[Case] = []
         drawing = asyncio.create_task(asyncio.to_thread(self._draw, warm_up, structured.extend))
         await wire.send(self.producer, [wire.checkout_case(c) for c in warm_up])
@@ -121,11 +131,11 @@ class BrokerRun:
         """Send the stream at once; wait for the checkouts and for every record to settle."""
         window = time.monotonic()
         sent = await wire.send(self.producer, self.stream)
-        await wire.wait_final(self.engine, self.planned, limit=SETTLE_S)
+        await wire.wait_final(self.engine, self.planned, limit=self.settle_s)
         self.figures.throughput["checkouts_per_s_during_fuzz"] = len(self.planned) / (
             time.monotonic() - window
         )
-        records = await wire.settle(self.engine, sent, self.subscribers, SETTLE_S)
+        records = await wire.settle(self.engine, sent, self.subscribers, self.settle_s)
         self.figures.seconds["fuzz_window"] = time.monotonic() - window
         self.figures.count(records)
         self.figures.mutants_stayed_valid = self.mutants.stayed_valid
@@ -136,11 +146,16 @@ class BrokerRun:
         """As many checkouts again, with no fuzz, on products of their own."""
         shop = Shop.open(self.shop.rng, products=6, units=self.shop.units)
         await shop.stock_up(self.engine)
-        checkouts = [shop.checkout() for _ in range(CHECKOUTS)]
+        checkouts = [shop.checkout() for _ in range(_checkouts(self.hostile))]
         started = time.monotonic()
         await wire.send(self.producer, [wire.checkout_case(c) for c in checkouts])
-        await wire.wait_final(self.engine, checkouts, limit=SETTLE_S)
-        self.figures.throughput["checkouts_per_s_alone"] = CHECKOUTS / (time.monotonic() - started)
+        await wire.wait_final(self.engine, checkouts, limit=self.settle_s)
+        elapsed = time.monotonic() - started
+        self.figures.throughput["checkouts_per_s_alone"] = len(checkouts) / elapsed
+
+
+def _checkouts(hostile: int) -> int:
+    return hostile * CHECKOUTS_PER_THOUSAND // 1000
 
 
 async def _eventually_no_problems(engine: AsyncEngine, shop: Shop) -> list[str]:
@@ -193,9 +208,9 @@ async def test_the_batch_loops_survive_hostile_records_on_the_wire(
 ) -> None:
     print(f"\nfuzz seed {fuzz_seed} (CHECKOUT_FUZZ_SEED={fuzz_seed} replays it)")
     began, rng = time.monotonic(), random.Random(fuzz_seed + 1)
-    shop = Shop.open(rng, products=6, units=(WARM_UP + CHECKOUTS) // 2)
-    figures = checks.Figures("broker", fuzz_seed)
     hostile = max(500, fuzz_examples // 10)
+    shop = Shop.open(rng, products=6, units=(WARM_UP + _checkouts(hostile)) // 2)
+    figures = checks.Figures("broker", fuzz_seed)
     run = BrokerRun(
         product, producer, fuzz_engine, shop, hostile, fuzz_seed + 1, figures, feed.Mutants(rng)
     )

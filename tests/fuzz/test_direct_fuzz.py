@@ -30,6 +30,7 @@ from contracts.codec import encode, headers_for
 from services.platform.settings import Settings
 from tests.fuzz import checks, feed
 from tests.fuzz.checkouts import Shop, problems, sagas_final, states
+from tests.fuzz.conftest import time_limit
 from tests.fuzz.direct import DirectPath, Record, nodes
 from tests.fuzz.records import Case, Targets
 from tests.fuzz.state import snapshot, unexplained
@@ -39,6 +40,7 @@ pytestmark = [
     # Hypothesis draws in a thread while the consumers run on the event loop and use `random`
     # (retry jitter): it takes that for its strategies using it.
     pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning"),
+    time_limit(),
 ]
 
 STRUCTURED_SHARE = 0.3
