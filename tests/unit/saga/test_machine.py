@@ -152,7 +152,7 @@ def test_row_checkout_repeated(state: SagaState) -> None:
     assert_duplicate(in_state(state), differing(items=lines), "checkout_repeated")
 
 
-def test_row_checkout_repeated_of_a_partial_checkout_after_its_amount_dropped() -> None:
+def test_a_repeated_partial_checkout_stays_a_duplicate_after_its_amount_dropped() -> None:
     before = advance(reserved_in_part(), policy=PARTIAL)
     assert before.data.amount == ADJUSTED  # the rejected line lowered it: prices are compared
     assert_duplicate(before, checkout_started(policy=PARTIAL), "checkout_repeated")
