@@ -105,6 +105,12 @@ async def _orders_agree(
             got = actual.get(vendor_order.order_id)
             if got is None or got[0] != status or (total is not None and got[1] != total):
                 wrong.append(f"{vendor_order.order_id}: saga {saga['state']}, order {got}")
+    problems = [f"{len(wrong)} orders disagree with their saga, e.g. {wrong[:3]}"] if wrong else []
+    return problems + await _announced_once(db, load)
+
+
+async def _announced_once(db: AsyncEngine, load: ChaosLoad) -> list[str]:
+    """Every vendor order's order_created was written exactly once."""
     vendor_orders = [o.order_id for c in load.checkouts for o in split(c.start)]
     created = await rows(
         db,
@@ -114,29 +120,18 @@ async def _orders_agree(
         keys=[str(o) for o in vendor_orders],
     )
     announced = {r["message_key"]: r["n"] for r in created}
-    problems = [f"{len(wrong)} orders disagree with their saga, e.g. {wrong[:3]}"] if wrong else []
-    problems += [
+    return [
         f"order {o} announced {announced.get(str(o), 0)} times"
         for o in vendor_orders
         if announced.get(str(o), 0) != 1
     ]
-    return problems
 
 
 async def _groups_complete_once(
     db: AsyncEngine, load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]
 ) -> list[str]:
     """One checkout_group_completed per group, agreeing with its orders and with the charge."""
-    events = await rows(
-        db,
-        "SELECT message_key, convert_from(payload, 'UTF8')::jsonb -> 'payload' AS p "
-        "FROM orders.outbox WHERE topic = :t AND message_key = ANY(:keys)",
-        t=TOPICS["checkout_group_completed"],
-        keys=[str(o) for o in load.order_ids],
-    )
-    per_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in events:
-        per_group[e["message_key"]].append(e["p"])
+    per_group = await _group_events(db, load.order_ids)
     problems = []
     for group, saga in sagas.items():
         got = per_group.get(str(group), [])
@@ -149,15 +144,26 @@ async def _groups_complete_once(
 
 async def group_outcomes(db: AsyncEngine, load: ChaosLoad) -> Counter[str]:
     """How the run's marketplace groups ended (plain checkouts left out), for the run's summary."""
-    groups = [str(c.start.order_id) for c in load.checkouts if c.start.items[0].vendor_id]
+    groups = [c.start.order_id for c in load.checkouts if c.start.items[0].vendor_id]
+    events = await _group_events(db, groups)
+    return Counter(e["outcome"] for sent in events.values() for e in sent)
+
+
+async def _group_events(
+    db: AsyncEngine, groups: list[uuid.UUID]
+) -> dict[str, list[dict[str, Any]]]:
+    """The checkout_group_completed payloads the orders service wrote, by group id."""
     events = await rows(
         db,
-        "SELECT convert_from(payload, 'UTF8')::jsonb -> 'payload' ->> 'outcome' AS o "
+        "SELECT message_key, convert_from(payload, 'UTF8')::jsonb -> 'payload' AS p "
         "FROM orders.outbox WHERE topic = :t AND message_key = ANY(:keys)",
         t=TOPICS["checkout_group_completed"],
-        keys=groups,
+        keys=[str(g) for g in groups],
     )
-    return Counter(e["o"] for e in events)
+    per_group: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        per_group[e["message_key"]].append(e["p"])
+    return per_group
 
 
 def _group_agrees(group: uuid.UUID, saga: dict[str, Any], event: dict[str, Any]) -> list[str]:

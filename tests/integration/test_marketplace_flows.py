@@ -52,6 +52,18 @@ def _group(lines: list[LineItem], policy: CheckoutPolicy) -> CheckoutStarted:
     )
 
 
+def _three_vendors(skus: dict[str, str], policy: CheckoutPolicy) -> CheckoutStarted:
+    """acme 2 x 10.00, globex 1 x 7.50, initech 1 x 99.00: 27.50 without initech."""
+    return _group(
+        [
+            _line(skus["acme"], 2, "10.00", "acme"),
+            _line(skus["globex"], 1, "7.50", "globex"),
+            _line(skus["initech"], 1, "99.00", "initech"),
+        ],
+        policy,
+    )
+
+
 async def _stocked(stack: Stack, **levels: int) -> dict[str, str]:
     """A fresh product per vendor name, with that many units available."""
     skus = {vendor: _sku(vendor) for vendor in levels}
@@ -95,14 +107,7 @@ async def test_partial_group_with_one_vendor_out_of_stock_completes_the_others(
     stack: Stack, payer: ScriptedPayer, producer: AIOKafkaProducer
 ) -> None:
     skus = await _stocked(stack, acme=5, globex=5, initech=0)
-    start = _group(
-        [
-            _line(skus["acme"], 2, "10.00", "acme"),
-            _line(skus["globex"], 1, "7.50", "globex"),
-            _line(skus["initech"], 1, "99.00", "initech"),
-        ],
-        PARTIAL,
-    )
+    start = _three_vendors(skus, PARTIAL)
     await publish(producer, start)
 
     done = await _completed(stack, start.order_id)
@@ -138,14 +143,7 @@ async def test_all_or_nothing_group_with_one_vendor_short_fails_everything(
     stack: Stack, payer: ScriptedPayer, producer: AIOKafkaProducer
 ) -> None:
     skus = await _stocked(stack, acme=5, globex=5, initech=0)
-    start = _group(
-        [
-            _line(skus["acme"], 2, "10.00", "acme"),
-            _line(skus["globex"], 1, "7.50", "globex"),
-            _line(skus["initech"], 1, "99.00", "initech"),
-        ],
-        ALL_OR_NOTHING,
-    )
+    start = _three_vendors(skus, ALL_OR_NOTHING)
     await publish(producer, start)
 
     done = await _completed(stack, start.order_id)
@@ -192,14 +190,7 @@ async def test_a_declined_payment_releases_exactly_what_it_would_have_paid_for(
     stack: Stack, payer: ScriptedPayer, producer: AIOKafkaProducer
 ) -> None:
     skus = await _stocked(stack, acme=5, globex=5, initech=0)
-    start = _group(
-        [
-            _line(skus["acme"], 2, "10.00", "acme"),
-            _line(skus["globex"], 1, "7.50", "globex"),
-            _line(skus["initech"], 1, "99.00", "initech"),
-        ],
-        PARTIAL,
-    )
+    start = _three_vendors(skus, PARTIAL)
     payer.script[start.order_id] = Answer.DECLINE
     await publish(producer, start)
 
