@@ -99,6 +99,10 @@ def is_transient(exc: BaseException) -> bool:
             return True
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         return bool(sqlstate) and str(sqlstate).startswith(_TRANSIENT_SQLSTATES)
+    if isinstance(exc.__cause__, asyncpg.PostgresError | asyncpg.InterfaceError):
+        # SQLAlchemy's asyncpg adapter raises its own copy of a driver error where no
+        # SQLAlchemy statement wraps it (the BEGIN that sql.driver sends): judge the original.
+        return is_transient(exc.__cause__)
     return False
 
 

@@ -6,6 +6,10 @@ offset, which no production Kafka restart does (its log is durable). Cutting the
 front of the broker is what its clients actually go through: every open connection dies at
 once, new ones are refused while it is down, and then the same address answers again with the
 same log and the same committed offsets.
+
+The fault tier (tests/chaos/test_faults.py) extends it: subclasses read what flows through a
+link (PostgreSQL's transaction status, Kafka's broker addresses) by overriding one direction's
+pipe, and the counters prove that a client's traffic really went through the proxy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import socket
 import struct
 import threading
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 T = TypeVar("T")
@@ -24,6 +29,13 @@ CONTROL_TIMEOUT_S = 10.0
 CHUNK = 64 * 1024
 _RESET = struct.pack("ii", 1, 0)
 """SO_LINGER on with a zero timeout: closing sends RST, as a host that lost its process does."""
+
+
+@dataclass(eq=False)
+class Link:
+    """One proxied connection: its client end and, once connected, its upstream end."""
+
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
 
 class TcpProxy:
@@ -38,11 +50,14 @@ class TcpProxy:
         self.upstream = upstream
         self.host = host
         self.cut_connections = 0
+        self.accepted = 0
+        self.bytes_up = 0  # client -> upstream
+        self.bytes_down = 0  # upstream -> client
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         # Each live connection: the task serving it and its two ends (client, upstream).
-        self._links: dict[asyncio.Task[None], list[asyncio.StreamWriter]] = {}
+        self._links: dict[asyncio.Task[None], Link] = {}
 
     @property
     def address(self) -> str:
@@ -93,8 +108,8 @@ class TcpProxy:
         self.cut_connections += len(links)
         # Aborting both ends ends both pipes, so every link's task returns on its own (asyncio
         # streams complain about a cancelled connection callback, hence no task.cancel()).
-        for _, writers in links:
-            for writer in writers:
+        for _, link in links:
+            for writer in link.writers:
                 _reset(writer)
         await asyncio.gather(*(task for task, _ in links), return_exceptions=True)
         if server is not None:
@@ -104,7 +119,8 @@ class TcpProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._links[task] = [writer]
+        self.accepted += 1
+        self._links[task] = Link([writer])
         try:
             await self._forward(reader, writer, self._links[task])
         finally:
@@ -115,17 +131,17 @@ class TcpProxy:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
-        link: list[asyncio.StreamWriter],
+        link: Link,
     ) -> None:
         """Pipe both ways until either side closes (then close the other) or the link is cut."""
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            up_reader, up_writer = await self._open_upstream()
         except OSError:
             return
-        link.append(up_writer)
+        link.writers.append(up_writer)
         pipes = [
-            asyncio.create_task(_pipe(reader, up_writer)),
-            asyncio.create_task(_pipe(up_reader, writer)),
+            asyncio.create_task(self._client_to_upstream(link, reader, up_writer)),
+            asyncio.create_task(self._upstream_to_client(link, up_reader, writer)),
         ]
         try:
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
@@ -134,13 +150,34 @@ class TcpProxy:
                 pipe.cancel()
             await asyncio.gather(*pipes, return_exceptions=True)
             up_writer.close()
+            self._closed(link)
 
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the upstream (a subclass may reach it another way, e.g. a Unix socket)."""
+        return await asyncio.open_connection(*self.upstream)
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError):
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
+    async def _client_to_upstream(
+        self, link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """What the client sends, as it comes (a subclass may read or rewrite it)."""
+        with contextlib.suppress(OSError):
+            while data := await reader.read(CHUNK):
+                self.bytes_up += len(data)
+                writer.write(data)
+                await writer.drain()
+
+    async def _upstream_to_client(
+        self, link: Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """What the upstream answers, as it comes (a subclass may read or rewrite it)."""
+        with contextlib.suppress(OSError):
+            while data := await reader.read(CHUNK):
+                self.bytes_down += len(data)
+                writer.write(data)
+                await writer.drain()
+
+    def _closed(self, link: Link) -> None:
+        """A link ended (closed by either side, or cut): a subclass forgets what it kept."""
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
