@@ -11,8 +11,8 @@ time), and which partition a saga's answers travel on (Kafka's default partition
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 Partition = tuple[str, int]
 """(topic, partition number)."""
@@ -56,10 +56,15 @@ def partition_of(key: str, partitions: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """End offsets of the answer partitions, read after `taken_at` (so they cover it)."""
+    """End offsets of the answer partitions, read after `taken_at` (so they cover it).
+
+    `monotonic` is the poller's monotonic clock at `taken_at`: the two tell a step of the wall
+    clock between snapshots (None: unknown, no step is looked for).
+    """
 
     taken_at: datetime
     ends: Mapping[Partition, int]
+    monotonic: float | None = None
 
     def reached_by(self, partition: Partition, committed: int) -> bool:
         """Whether a committed offset covers every record this snapshot saw on the partition."""
@@ -82,11 +87,28 @@ class ReleaseBoard:
         The newest and the oldest always stay, so a lagging partition keeps a target near its
         position and a caught-up one a target near now; thinning only delays a release.
         """
+        self._follow_the_clock_back(snapshot)
         self.snapshots.append(snapshot)
         while len(self.snapshots) > self.max_snapshots:
             inner = range(1, len(self.snapshots) - 1)
             drop = min(inner, key=lambda i: self._gap(i))
             del self.snapshots[drop]
+
+    def _follow_the_clock_back(self, snapshot: Snapshot) -> None:
+        """If the wall clock stepped back since the last snapshot, move the kept ones back too.
+
+        A release time is compared with deadlines and `now` on the poller's current clock; a
+        snapshot stamped before a step back would read as later than it was and release
+        deadlines whose answers are still unapplied. A step forward leaves them early, which
+        only holds deadlines a little longer.
+        """
+        last = self.snapshots[-1] if self.snapshots else None
+        if last is None or last.monotonic is None or snapshot.monotonic is None:
+            return
+        elapsed = timedelta(seconds=snapshot.monotonic - last.monotonic)
+        step = (snapshot.taken_at - last.taken_at) - elapsed
+        if step < timedelta(0):
+            self.snapshots = [replace(s, taken_at=s.taken_at + step) for s in self.snapshots]
 
     def _gap(self, i: int) -> float:
         return (self.snapshots[i].taken_at - self.snapshots[i - 1].taken_at).total_seconds()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -94,9 +95,9 @@ class DeadlineGate:
         if self.board is None or self.board.partitions != counts:
             self.board = ReleaseBoard(counts, self.max_snapshots)
         # Taken before the ends are asked for, so the ends cover every answer sent before it.
-        taken_at = utcnow()
+        taken_at, monotonic = utcnow(), time.monotonic()
         ends = await self.progress.ends()
-        self.board.add(Snapshot(taken_at, ends))
+        self.board.add(Snapshot(taken_at, ends, monotonic))
         times = self.board.release_times(await self.progress.committed())
         return [times[topic] for topic in sorted(times)]
 

@@ -92,3 +92,22 @@ def test_thinning_keeps_the_oldest_and_the_newest_and_spreads_the_rest() -> None
     assert times[-1] == at(11)
     # Thinning can only delay a release: a reached snapshot is never later than the truth.
     assert board.release_times({(A, 0): 3}) == {A: [max(t for t in times if t <= at(3))]}
+
+
+def test_a_clock_stepped_back_takes_the_kept_snapshots_back_with_it() -> None:
+    # Snapshots are stamped by the poller's wall clock. Stepped back 30 s, one taken before the
+    # step reads 30 s late on the new clock: a partition that reached only it was released up
+    # to then, so deadlines fired while answers sent before them still waited to be applied.
+    board = ReleaseBoard({A: 1}, max_snapshots=10)
+    board.add(Snapshot(at(100), {(A, 0): 5}, monotonic=1000.0))
+    board.add(Snapshot(at(71), {(A, 0): 9}, monotonic=1001.0))  # 1 s later, the clock 30 s back
+    assert board.release_times({(A, 0): 5}) == {A: [at(70)]}
+    assert board.release_times({(A, 0): 9}) == {A: [at(71)]}
+
+
+def test_a_clock_stepped_forward_leaves_the_kept_snapshots_where_they_were() -> None:
+    # Read on the new clock they are early, which only holds deadlines a little longer.
+    board = ReleaseBoard({A: 1}, max_snapshots=10)
+    board.add(Snapshot(at(0), {(A, 0): 5}, monotonic=1000.0))
+    board.add(Snapshot(at(31), {(A, 0): 9}, monotonic=1001.0))
+    assert board.release_times({(A, 0): 5}) == {A: [at(0)]}
