@@ -22,8 +22,6 @@ from contracts.codec import decode
 from services.platform.consumer import Delivery, Outcome, dead_letter
 from tests.fuzz.state import SCHEMAS, Allowed, Snapshot, ids_named, named_ids
 
-_UUID_TEXT = 36
-
 
 @dataclass
 class Settled:

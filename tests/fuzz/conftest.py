@@ -51,7 +51,7 @@ def fuzz_examples() -> int:
     return examples()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fuzz_seed() -> int:
     """The run's seed (CHECKOUT_FUZZ_SEED replays one); printed by every test that uses it."""
     return int(os.environ.get(SEED_ENV) or random.randrange(1 << 31))

@@ -34,13 +34,17 @@ class Case:
     order_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Targets:
     """What cases aim at: the topics consumed, and ids of orders that exist or are in flight."""
 
     consumed: tuple[str, ...]
     """Message types some service consumes (each is one topic)."""
     order_ids: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        # Hypothesis shows its strategies' arguments; thousands of ids would say nothing.
+        return f"Targets({len(self.consumed)} message types, {len(self.order_ids)} orders)"
 
 
 def envelope(

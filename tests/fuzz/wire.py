@@ -127,7 +127,11 @@ def _message_id(case: Case) -> str | None:
 async def _claimed(
     engine: AsyncEngine, cases: list[Case], subscribers: Subscribers
 ) -> set[tuple[str, str]]:
-    """(service, message id) of the valid records' ids each service's inbox holds."""
+    """(service, message id) of the valid records' ids each service's inbox holds.
+
+    Only valid ones: a mutant keeps the message id of the valid record it was made from, so
+    for a refused record only its dead letter tells what became of it.
+    """
     ids = [i for i in (_message_id(c) for c in cases if not c.refused) if i]
     found: set[tuple[str, str]] = set()
     async with engine.connect() as conn:
