@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import DEAD_LETTER_TOPIC, TOPICS
 from contracts.vendor_orders import lines_total, split
+from services.payments.domain import decide
 from services.runtime import SERVICES
 from tests.chaos.load import ChaosLoad, Checkout
 
@@ -53,7 +54,8 @@ async def violations(db: AsyncEngine, load: ChaosLoad) -> list[str]:
     sagas = await saga_states(db, load)
     problems = _sagas_final(load, sagas)
     if problems:
-        return problems  # the rest only means something once every saga is final
+        # The rest only means something once every saga is final; unsent rows hint at why not.
+        return problems + await _outboxes_drained(db)
     confirmed = {o for o, r in sagas.items() if r["state"] == "Confirmed"}
     by_order = {c.start.order_id: c for c in load.checkouts}
     kept = {o: accepted_lines(by_order[o], sagas[o]) for o in confirmed}
@@ -63,6 +65,7 @@ async def violations(db: AsyncEngine, load: ChaosLoad) -> list[str]:
     problems += await _reservations_settled(db, load, kept)
     problems += await _carts_cleared_once(db, load, confirmed)
     problems += await _payments_refunded_once(db, load, sagas)
+    problems += await _payments_decided_as_seeded(db, load)
     problems += await _outboxes_drained(db)
     problems += await _nothing_parked(db, load)
     return problems
@@ -131,7 +134,7 @@ async def _groups_complete_once(
     db: AsyncEngine, load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]
 ) -> list[str]:
     """One checkout_group_completed per group, agreeing with its orders and with the charge."""
-    per_group = await _group_events(db, load.order_ids)
+    per_group = await group_events(db, load.order_ids)
     problems = []
     for group, saga in sagas.items():
         got = per_group.get(str(group), [])
@@ -145,13 +148,11 @@ async def _groups_complete_once(
 async def group_outcomes(db: AsyncEngine, load: ChaosLoad) -> Counter[str]:
     """How the run's marketplace groups ended (plain checkouts left out), for the run's summary."""
     groups = [c.start.order_id for c in load.checkouts if c.start.items[0].vendor_id]
-    events = await _group_events(db, groups)
+    events = await group_events(db, groups)
     return Counter(e["outcome"] for sent in events.values() for e in sent)
 
 
-async def _group_events(
-    db: AsyncEngine, groups: list[uuid.UUID]
-) -> dict[str, list[dict[str, Any]]]:
+async def group_events(db: AsyncEngine, groups: list[uuid.UUID]) -> dict[str, list[dict[str, Any]]]:
     """The checkout_group_completed payloads the orders service wrote, by group id."""
     events = await rows(
         db,
@@ -279,6 +280,23 @@ async def _payments_refunded_once(
     problems += [f"PaymentRefunded sent {n}x for {p}" for p, n in events.items() if n != 1]
     problems += [f"no RefundPayment for owed {p}" for p in owed if p not in commands]
     return [p for p in problems if not p.endswith(": []")]
+
+
+async def _payments_decided_as_seeded(db: AsyncEngine, load: ChaosLoad) -> list[str]:
+    """Every charge was decided as the run's rules say, whichever simulator instance took it."""
+    if load.simulator is None:
+        return []
+    found = await rows(
+        db,
+        "SELECT order_id, amount, decision FROM payments.payments WHERE order_id = ANY(:ids)",
+        ids=load.order_ids,
+    )
+    wrong = [
+        f"{r['order_id']}: {r['decision']}, the seed says {expected}"
+        for r in found
+        if r["decision"] != (expected := decide(r["order_id"], r["amount"], load.simulator).verdict)
+    ]
+    return [f"{len(wrong)} payments decided against the seed, e.g. {wrong[:3]}"] if wrong else []
 
 
 async def _completed_payments(db: AsyncEngine, load: ChaosLoad) -> dict[uuid.UUID, set[uuid.UUID]]:

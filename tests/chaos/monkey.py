@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from tests.support.processes import Fleet
@@ -13,7 +14,7 @@ from tests.support.processes import Fleet
 
 @dataclass
 class ChaosMonkey:
-    """Kills one process at a time (kill -9), restarts it after a short, random pause."""
+    """Kills one working process at a time (kill -9), restarts it after a short, random pause."""
 
     fleet: Fleet
     rng: random.Random
@@ -30,11 +31,38 @@ class ChaosMonkey:
             if stop.is_set():
                 return
             name = self.rng.choice(sorted(self.fleet.commands))
+            await self._until_settled(name, stop)
+            if stop.is_set():
+                return
             self.fleet.kill9(name)
             self.kills[name] += 1
             await asyncio.sleep(self.rng.uniform(*self.down_s))
             self.fleet.start(name)
             self.restarts += 1
+
+    async def _until_settled(self, name: str, stop: asyncio.Event) -> None:
+        """Wait until every instance of the process's service is working, or stop is set.
+
+        A process still starting has nothing in flight, so a kill there would prove little;
+        and a group whose last kill is still being rebalanced would only stall for longer.
+        """
+        service = name.rpartition("-")[0] or name
+        while not stop.is_set() and not all(
+            map(self.fleet.is_ready, self.fleet.instances(service))
+        ):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+
+    @contextlib.asynccontextmanager
+    async def at_work(self) -> AsyncIterator[None]:
+        """The monkey runs while the block does; every process it killed is started again."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
 
     @property
     def total_kills(self) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -13,19 +14,26 @@ from contracts import DEAD_LETTER_TOPIC, MessageHeaders
 from contracts.topics import all_topics
 from services.platform.consumer import Delivery, dead_letter
 from services.platform.dlq import read_from_beginning
-from services.runtime import SERVICES
+from services.platform.settings import Settings
+from services.runtime import SERVICES, build_specs, consumer_groups
 from tests.chaos.invariants import rows, violations
 from tests.chaos.load import ChaosLoad
+from tests.chaos.settle import until_settled
+
+CLAIM_STALL_S = 30.0
+"""The inbox check waits for the consumers while any of them still moves, at most this still."""
 
 
 @dataclass
 class WireReport:
-    """Records read, re-sent copies, records no committed row accounts for, sent rows not read."""
+    """Records read, re-sent copies, records no committed row accounts for, sent rows not read,
+    and records a consumer applied without its inbox keeping their id."""
 
     records: int = 0
     redundant: int = 0
     unaccounted: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unclaimed: list[str] = field(default_factory=list)
 
 
 async def read_all(bootstrap: str) -> list[tuple[str, dict[str, str], bytes]]:
@@ -79,19 +87,38 @@ def record_id(topic: str, headers: dict[str, str], value: bytes) -> uuid.UUID | 
     return dead_letter(origin, "", 0, headers[MessageHeaders.REJECTED_BY]).message_id
 
 
+def consumed_topics() -> dict[str, list[str]]:
+    """service -> the topics its consumer group reads."""
+    groups = consumer_groups(build_specs(Settings(), SERVICES))
+    return {service: topics for service, (_, topics) in groups.items()}
+
+
+async def inboxes(db: AsyncEngine) -> dict[str, set[uuid.UUID]]:
+    """service -> every message id its inbox holds."""
+    found = {}
+    for service in consumed_topics():
+        ids = await rows(db, f"SELECT message_id FROM {service}.inbox")
+        found[service] = {r["message_id"] for r in ids}
+    return found
+
+
 async def check_wire(
     bootstrap: str, db: AsyncEngine, published_by_test: set[uuid.UUID]
 ) -> WireReport:
-    """Every record is the test's own or a committed outbox row, byte for byte; and every row
-    marked sent is on the wire (a relay that marked before Kafka had it would lose it)."""
+    """Every record is the test's own or a committed outbox row, byte for byte; every row
+    marked sent is on the wire (a relay that marked before Kafka had it would lose it); and
+    every record is in the inbox of each service that consumes its topic."""
     committed = await committed_rows(db)
     report, seen = WireReport(), set()
+    on_topic: dict[str, set[uuid.UUID]] = defaultdict(set)
     for topic, headers, value in await read_all(bootstrap):
         report.records += 1
         message_id = record_id(topic, headers, value)
         if message_id in seen:
             report.redundant += 1
         seen.add(message_id)
+        if message_id is not None:
+            on_topic[topic].add(message_id)
         if message_id in published_by_test:
             continue
         row = committed.get(message_id) if message_id is not None else None
@@ -102,7 +129,31 @@ async def check_wire(
         for message_id, (_, sent) in committed.items()
         if sent and message_id not in seen
     ]
+
+    async def unclaimed() -> list[str]:
+        return _unclaimed(on_topic, await inboxes(db))
+
+    # A consumer may still be applying the last records (the cart's order events, say).
+    report.unclaimed = await until_settled(unclaimed, db, CLAIM_STALL_S)
     return report
+
+
+def _unclaimed(on_topic: dict[str, set[uuid.UUID]], kept: dict[str, set[uuid.UUID]]) -> list[str]:
+    """Records a service consumed but its inbox does not hold: applied again if redelivered.
+
+    None is refused (nothing is dead-lettered), so once consumed, each must be in the inbox of
+    every service reading its topic.
+    """
+    problems = []
+    for service, topics in consumed_topics().items():
+        for topic in topics:
+            lost = on_topic[topic] - kept[service]
+            if lost:
+                problems.append(
+                    f"{service}.inbox lacks {len(lost)} of the {len(on_topic[topic])} "
+                    f"records of {topic}, e.g. {sorted(lost)[:2]}"
+                )
+    return problems
 
 
 async def settled_and_accounted(
@@ -124,4 +175,5 @@ async def settled_and_accounted(
     wire = await check_wire(bootstrap, db, published_by_test)
     assert not wire.unaccounted, f"{replay}:\n" + "\n".join(wire.unaccounted[:40])
     assert not wire.missing, f"{replay}:\n" + "\n".join(wire.missing[:40])
+    assert not wire.unclaimed, f"{replay}:\n" + "\n".join(wire.unclaimed[:40])
     return wire
