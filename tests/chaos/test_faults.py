@@ -254,7 +254,7 @@ async def _cut_broker(tier: Tier, routes: Routes, rng: random.Random) -> str:
     """Brief cuts of inventory-1's broker link, then one past its session: its share moves."""
     fleet, proxy = tier.fleet, routes.broker
     broker_port = int(tier.bootstrap.rsplit(":", 1)[1])
-    accepted = proxy.accepted
+    accepted, first = proxy.accepted, fleet.log_size(BROKER_CUT)
     bypassed = [broker_port in remote_ports(fleet.pid(BROKER_CUT))]
     for _ in range(BLIPS):
         await asyncio.sleep(rng.uniform(0.4, 1.0))
@@ -267,11 +267,11 @@ async def _cut_broker(tier: Tier, routes: Routes, rng: random.Random) -> str:
         moved = await _take_over(tier, BROKER_CUT, since[PARTNER[BROKER_CUT]])
     finally:
         await asyncio.to_thread(proxy.restore)
-    lost = await logged(
-        fleet, BROKER_CUT, since[BROKER_CUT], _rejoined, "a rejoin", EVIDENCE_TIMEOUT_S
-    )
+    await logged(fleet, BROKER_CUT, since[BROKER_CUT], _rejoined, "a rejoin", EVIDENCE_TIMEOUT_S)
     bypassed.append(broker_port in remote_ports(fleet.pid(BROKER_CUT)))
     assert not any(bypassed), "inventory-1 talked to the broker around its proxy"
+    # Not necessarily during the long cut: a client backing off may try nothing until it ends.
+    lost = fleet.log_since(BROKER_CUT, first)
     assert any(sign in lost for sign in BROKER_LOST), "inventory-1 never lost the broker"
     assert moved, "inventory-1's partitions never moved"
     return (
@@ -283,7 +283,7 @@ async def _cut_broker(tier: Tier, routes: Routes, rng: random.Random) -> str:
 
 
 def _rejoined(text: str) -> bool:
-    return any(sign in text for sign in BROKER_LOST) and bool(assignments(text))
+    return bool(assignments(text))
 
 
 @pytest.mark.parametrize("seed", seeds(6202))
