@@ -16,11 +16,17 @@ Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=2)]
-BuyerId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-VendorId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+NO_NUL = r"^[^\x00]*$"
+"""Free text must not hold NUL: PostgreSQL's text cannot store it, so the contract refuses it
+with a reason instead of the database refusing the transaction that applies it."""
+
+BuyerId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
+VendorId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
 """A marketplace vendor (seller); the same space as buyer ids, so one party can be both."""
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$", max_length=320)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NO_NUL)]
+Email = Annotated[
+    str, StringConstraints(pattern=r"^[^@\s\x00]{1,64}@[^@\s\x00]{1,255}$", max_length=320)
+]
 
 
 class CheckoutPolicy(StrEnum):
