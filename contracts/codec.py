@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -96,4 +97,25 @@ def check_key(envelope: Envelope, key: str | None) -> None:
         raise InvalidMessageError(
             f"Kafka key {shown!r} is not the correlation_id {expected} "
             "(lowercase, hyphenated: the key must be the order id's text)"
+        )
+
+
+def check_headers(envelope: Envelope, headers: Mapping[str, str]) -> None:
+    """Raise InvalidMessageError when a header that mirrors the envelope says something else.
+
+    Headers are for routing without parsing (headers_for), so a reader that trusts them must see
+    the message the envelope is: a record whose headers disagree is refused, not applied as the
+    envelope says. A header left out is fine (a plain client may send none).
+    """
+    for name, expected in headers_for(envelope).items():
+        given = headers.get(name)
+        # content-type describes the bytes, not the envelope: "; charset=utf-8" is no conflict.
+        if given is not None and given != expected and name != MessageHeaders.CONTENT_TYPE:
+            shown = given if len(given) <= _KEY_SHOWN else given[:_KEY_SHOWN] + "..."
+            raise InvalidMessageError(
+                f"header {name} {shown!r} disagrees with the envelope, which says {expected!r}"
+            )
+    if envelope.causation_id is None and MessageHeaders.CAUSATION_ID in headers:
+        raise InvalidMessageError(
+            f"header {MessageHeaders.CAUSATION_ID} names a cause the envelope does not have"
         )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.codec import Decoded, InvalidMessageError, check_key, decode
+from contracts.codec import Decoded, InvalidMessageError, check_headers, check_key, decode
 from services.platform import inbox, outbox
 from services.platform.delivery import (
     BatchHooks,
@@ -324,6 +324,7 @@ def _decoded(delivery: Delivery, route: Route) -> _Item:
     try:
         decoded = decode(delivery.value, route.message_type)
         check_key(decoded.envelope, delivery.key)
+        check_headers(decoded.envelope, delivery.headers)
         item.decoded = decoded
     except InvalidMessageError as exc:
         item.error = str(exc)

@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from contracts import message_class_for_type
+from contracts.codec import InvalidMessageError, check_headers, decode
 from contracts.envelope import MAX_MESSAGE_BYTES
 from tests.fuzz.documents import Raw, dumps
 from tests.fuzz.records import (
@@ -59,8 +60,19 @@ def cases(draw: st.DrawFn, targets: Targets) -> Case:
     order_id = draw(_order_ids(targets))
     case: Case = draw(_BUILDERS[kind](targets, message_type, order_id))
     if draw(_NOISE) < 3:
-        case = dataclasses.replace(case, headers={**case.headers, **draw(_HEADER_NOISE)})
+        headers = {**case.headers, **draw(_HEADER_NOISE)}
+        refused = case.refused or _disagree(case.value, headers)
+        case = dataclasses.replace(case, headers=headers, refused=refused)
     return case
+
+
+def _disagree(value: bytes, headers: dict[str, str]) -> bool:
+    """Whether headers of a valid record contradict its envelope (which refuses it)."""
+    try:
+        check_headers(decode(value).envelope, headers)
+    except InvalidMessageError:
+        return True
+    return False
 
 
 _KIND = st.sampled_from([k for k, weight in KINDS.items() for _ in range(weight)])

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from contracts.codec import InvalidMessageError, check_key, decode
+from contracts.codec import InvalidMessageError, check_headers, check_key, decode
 from tests.fuzz.cases import cases
 from tests.fuzz.mutations import mutate
 from tests.fuzz.records import Case, Targets
@@ -70,10 +70,14 @@ def _collect(targets: Targets, wanted: int, run_seed: int, sink: Sink) -> None:
     collect()
 
 
-def refusal(value: bytes, message_type: str, key: str | None) -> str | None:
+def refusal(
+    value: bytes, message_type: str, key: str | None, headers: dict[str, str]
+) -> str | None:
     """Why every consumer of this type's topic refuses the record (None: they accept it)."""
     try:
-        check_key(decode(value, message_type).envelope, key)
+        envelope = decode(value, message_type).envelope
+        check_key(envelope, key)
+        check_headers(envelope, headers)
     except InvalidMessageError as exc:
         return str(exc)
     return None
@@ -100,7 +104,7 @@ class Mutants:
         for _ in range(count if self.seeds else 0):
             seed, other = self.rng.choice(self.seeds), self.rng.choice(self.seeds)
             name, value = mutate(self.rng, seed.value, other.value)
-            if refusal(value, seed.message_type, seed.key) is None:
+            if refusal(value, seed.message_type, seed.key, seed.headers) is None:
                 self.stayed_valid[name] += 1
                 continue
             made.append(

@@ -36,7 +36,7 @@ def test_a_case_is_refused_exactly_when_built_to_be() -> None:
 
     assert len(drawn) == 500
     for case in drawn:
-        why = refusal(case.value, case.message_type, case.key)
+        why = refusal(case.value, case.message_type, case.key, case.headers)
         assert (why is not None) == case.refused, (case.kind, why, case.key, case.value[:500])
         if not case.refused:  # a sandbox record aims at an order of its own, under its key
             assert str(decode(case.value).envelope.correlation_id) == case.key == case.order_id

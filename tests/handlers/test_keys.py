@@ -3,7 +3,8 @@
 A key picks the partition, so a message under another key may overtake or be overtaken by the
 rest of its order, and the saga's payment-deadline gate would watch the wrong partition. Every
 consumer therefore dead-letters such a record in its decode step (contracts.codec.check_key),
-before the inbox, with a reason, and applies nothing of it.
+before the inbox, with a reason, and applies nothing of it. Headers that mirror the envelope
+(contracts.codec.check_headers) are held to it the same way.
 """
 
 from __future__ import annotations
@@ -140,3 +141,24 @@ def test_cart_events_are_keyed_by_the_cart_id_their_order_id_carries() -> None:
     envelope = decode(row.payload).envelope
     assert row.key == str(cart_id) == str(envelope.correlation_id)
     check_key(envelope, row.key)
+
+
+@pytest.mark.parametrize("service", list(SAMPLES))
+async def test_a_record_whose_headers_contradict_its_envelope_is_dead_lettered(
+    drivers: dict[str, ServiceDriver], service: str
+) -> None:
+    # Found by the wire fuzz: such a record was applied as its envelope said, while anything
+    # routing by its headers saw a message of another type.
+    driver, message = drivers[service], SAMPLES[service]()
+    plain = delivery(message)
+    record = dataclasses.replace(
+        plain, headers={**plain.headers, MessageHeaders.MESSAGE_TYPE: "PaymentCompleted"}
+    )
+
+    assert await driver.deliver(record, message.message_type) is Outcome.DEAD_LETTERED
+
+    [letter] = await _rows_for(driver, record)
+    headers = letter["headers"]
+    assert isinstance(headers, dict)
+    assert "header message_type 'PaymentCompleted' disagrees" in headers[MessageHeaders.ERROR]
+    assert not await _inbox_has(driver, decode(record.value).envelope.message_id)
