@@ -7,17 +7,20 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts import CheckoutStarted
+from contracts import CheckoutStarted, PaymentCompleted
 from contracts.codec import Decoded
 from contracts.envelope import utcnow
 from saga import machine
-from saga.instance import FINAL_STATES
+from saga.instance import FINAL_STATES, SagaData
 from saga.machine import (
     CONFLICT,
     NO_SAGA,
+    ORPHAN_REFUND,
     Outcome,
     SagaEvent,
     SagaPolicy,
@@ -55,7 +58,9 @@ class SagaHandler:
     async def before_batch(self, conn: AsyncConnection, batch: Sequence[Decoded]) -> None:
         """Read every saga the batch touches."""
         working = WorkingSet()
-        await working.load(conn, [d.message.order_id for d in batch])
+        # Payments refunded as orphans matter where a saga may start or a payment may be taken.
+        paying = [d.message.order_id for d in batch if isinstance(d.message, _PAYING)]
+        await working.load(conn, [d.message.order_id for d in batch], paying)
         _working.set(working)
 
     async def after_batch(self, conn: AsyncConnection) -> None:
@@ -78,11 +83,15 @@ class SagaHandler:
         event, envelope = decoded.message, decoded.envelope
         now = utcnow()
         saga = working.get(event.order_id)
+        if saga is None and not isinstance(event, CheckoutStarted):
+            return self._orphan(working, event, envelope.occurred_at, now)
         if saga is None:
-            result = self._start(event, envelope.occurred_at, now)
+            refunded = working.refunded_orphans(event.order_id)
+            result = machine.start(cast(CheckoutStarted, event), now, self.policy, refunded)
             record_step(None, result, event, now)
         else:
-            result = machine.step(saga.state, saga.data, event, now, self.policy)
+            data = _knowing(saga.data, working.refunded_orphans(event.order_id))
+            result = machine.step(saga.state, data, event, now, self.policy)
             record_step(saga, result, event, now)
             _check(result, event.order_id)
             if result.anomaly:
@@ -98,15 +107,18 @@ class SagaHandler:
             for c in result.commands
         ]
 
-    def _start(self, event: SagaEvent, occurred_at: datetime, now: datetime) -> StepResult:
-        if isinstance(event, CheckoutStarted):
-            return machine.start(event, now, self.policy)
+    def _orphan(
+        self, working: WorkingSet, event: SagaEvent, occurred_at: datetime, now: datetime
+    ) -> list[OutboxMessage]:
+        """A message for an order that has no saga: wait for it, refund it, or refuse it."""
         name, age = type(event).__name__, now - occurred_at
         if -self.orphan_grace < age < self.orphan_grace:
             # It may have overtaken its CheckoutStarted (another topic): let Kafka redeliver.
             # A producer's clock a little ahead is waited for too, but one dated further ahead
             # than the grace would hold its partition until that date: it is refused.
             raise SagaNotFoundYetError(f"{name} before its saga exists")
+        if isinstance(event, PaymentCompleted) and age > timedelta(0):
+            return self._refund_orphan(working, event)
         _count_rejection(NO_SAGA, trigger_name(event))
         if age < timedelta(0):
             raise RejectedMessageError(
@@ -114,6 +126,36 @@ class SagaHandler:
                 f"ahead of this clock by more than the orphan grace ({self.orphan_grace})"
             )
         raise RejectedMessageError(f"{name} for an order that has no saga")
+
+    def _refund_orphan(self, working: WorkingSet, payment: PaymentCompleted) -> list[OutboxMessage]:
+        """Give back a payment whose saga never came within the grace (machine.refund_orphan)."""
+        if payment.payment_id in working.refunded_orphans(payment.order_id):
+            scope.observe(lambda m: m.transitions.labels(ORPHAN_REFUND, "duplicate").inc())
+            return []
+        working.refund_orphan(payment.order_id, payment.payment_id)
+        log.warning(
+            "payment for an order without a saga refunded",
+            extra={"order_id": str(payment.order_id), "payment_id": str(payment.payment_id)},
+        )
+        scope.observe(lambda m: m.transitions.labels(ORPHAN_REFUND, "applied").inc())
+        refund = machine.refund_orphan(payment)
+        return [OutboxMessage.of(refund.message, message_id=refund.message_id)]
+
+
+_PAYING = (CheckoutStarted, PaymentCompleted)
+
+
+def _knowing(data: SagaData, refunded: list[UUID]) -> SagaData:
+    """The saga's data with every orphan refund of its order among its refunded payments.
+
+    A saga started while its orphan payment was being refunded elsewhere did not see the
+    refund; any later copy of that payment travels on the payment's partition, after the
+    refund committed, and is read here with it: the saga never takes a refunded payment.
+    """
+    missing = [p for p in refunded if p not in data.refunded_payment_ids]
+    if not missing:
+        return data
+    return data.model_copy(update={"refunded_payment_ids": [*data.refunded_payment_ids, *missing]})
 
 
 def _check(result: StepResult, order_id: object) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Literal, NamedTuple, cast
+from uuid import UUID
 
 from transitions import EventData, Machine, MachineError
 
-from contracts import CheckoutStarted
+from contracts import CheckoutStarted, PaymentCompleted, RefundPayment, command_id
 from saga.actions import SagaInstance
 from saga.instance import (
     Outcome,
@@ -29,6 +30,7 @@ __all__ = [
     "CONFLICT",
     "DUPLICATE",
     "NO_SAGA",
+    "ORPHAN_REFUND",
     "REJECTED_PAIRS",
     "SAME",
     "TABLE",
@@ -41,6 +43,7 @@ __all__ = [
     "SagaPolicy",
     "StepResult",
     "classify",
+    "refund_orphan",
     "start",
     "step",
     "trigger_name",
@@ -88,6 +91,8 @@ FAIL_RESERVED = ("clear_deadline", "release_stock", "fail_order")
 DUPLICATE = ("ignore_duplicate",)
 CONFLICT = "checkout_conflicts"
 """The row that refuses a CheckoutStarted contradicting its saga's (counted as a conflict)."""
+ORPHAN_REFUND = "orphan_payment_refunded"
+"""Not a row: a payment for an order with no saga, past the orphan grace, is given back."""
 
 # DESIGN.md §3 row by row. "early": a payment outcome that arrived before the reservation outcome.
 # fmt: off
@@ -244,14 +249,24 @@ def _check_aware(now: datetime) -> None:
         raise ValueError("now must be timezone-aware")
 
 
-def start(event: CheckoutStarted, now: datetime, policy: SagaPolicy) -> StepResult:
+def start(
+    event: CheckoutStarted,
+    now: datetime,
+    policy: SagaPolicy,
+    refunded: Sequence[UUID] = (),
+) -> StepResult:
     """Create a saga for a checkout: the "(none) + CheckoutStarted" row.
 
+    `refunded` names payments of this order refunded as orphans before the saga existed
+    (refund_orphan): the saga knows them as refunded, so a re-sent copy is a duplicate.
     Raises pydantic's ValidationError (a ValueError) for a checkout whose total no payment can
     carry: such a message can never succeed, so the caller dead-letters it.
     """
     _check_aware(now)
-    instance = SagaInstance(SagaData.from_checkout(event), event, now, policy)
+    data = SagaData.from_checkout(event)
+    if refunded:
+        data = data.model_copy(update={"refunded_payment_ids": list(refunded)})
+    instance = SagaInstance(data, event, now, policy)
     rejection = _fire(NO_SAGA, instance)
     if rejection is not None:
         raise RuntimeError(f"the table cannot start a saga: {rejection}")
@@ -271,3 +286,21 @@ def step(
         if rejection is None:
             return _result(instance)
     return StepResult(state, data, (), Outcome.REJECTED, None, rejection)
+
+
+def refund_orphan(payment: PaymentCompleted) -> Outgoing:
+    """The refund of a payment whose order still has no saga once the orphan grace passed.
+
+    Parking it as a dead letter would keep the payer's money until an operator acts, although
+    its CheckoutStarted may only be stuck in a backlog: given back, the saga that starts later
+    asks for the payment again. The id depends on the payment, so a repeat refunds nothing more.
+    """
+    message = RefundPayment(
+        order_id=payment.order_id,
+        payment_id=payment.payment_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        reason="payment for an order without a checkout",
+    )
+    transition = f"{ORPHAN_REFUND}:{payment.payment_id}"
+    return Outgoing(message, command_id(payment.order_id, transition, message.message_type))

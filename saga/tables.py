@@ -1,4 +1,4 @@
-"""The saga schema: one row per saga with an optimistic version, plus its outbox and inbox."""
+"""The saga schema: one row per saga with an optimistic version, orphan refunds, outbox and inbox."""
 
 from __future__ import annotations
 
@@ -51,6 +51,18 @@ sagas = Table(
         postgresql_where=text("payment_deadline IS NOT NULL"),
     ),
     Index("ix_sagas_state", "state"),
+)
+
+orphan_refunds = Table(
+    "orphan_refunds",
+    metadata,
+    # A payment for an order that had no saga once the orphan grace passed, refunded at once.
+    # The saga started for that order later (its CheckoutStarted was behind in a backlog) knows
+    # the payment as refunded, so a re-sent copy of it is never accepted.
+    Column("payment_id", Uuid, primary_key=True),
+    Column("order_id", Uuid, nullable=False),
+    Column("refunded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_orphan_refunds_order_id", "order_id"),
 )
 
 outbox = outbox_table(metadata, SCHEMA)

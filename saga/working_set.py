@@ -12,17 +12,37 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import TextClause, any_, bindparam, select, text
+from sqlalchemy import TextClause, any_, bindparam, null, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import Uuid
 
 from saga.instance import SagaData, SagaState
 from saga.repository import StoredSaga, stored
-from saga.tables import sagas
+from saga.tables import orphan_refunds, sagas
 from services.platform.consumer import ConflictError
 
 _SELECT = select(sagas).where(sagas.c.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+
+_SELECT_WITH_REFUNDS = (
+    select(sagas, null().label("refunded"))
+    .where(sagas.c.id == any_(bindparam("ids", type_=ARRAY(Uuid))))
+    .union_all(
+        select(
+            orphan_refunds.c.order_id,
+            *[null() for _ in range(len(sagas.c) - 1)],
+            orphan_refunds.c.payment_id,
+        ).where(orphan_refunds.c.order_id == any_(bindparam("paying", type_=ARRAY(Uuid))))
+    )
+)
+"""The batch's sagas and, for the orders it may start or pay, the payments refunded as orphans: one
+round trip (the refunds' half is an index probe of a table that stays nearly empty)."""
+
+_INSERT_REFUNDS: TextClause = text(
+    "INSERT INTO saga.orphan_refunds (payment_id, order_id) "
+    "SELECT * FROM unnest(CAST(:payments AS uuid[]), CAST(:orders AS uuid[])) "
+    "ON CONFLICT (payment_id) DO NOTHING"
+)
 
 _INSERT: TextClause = text(
     "INSERT INTO saga.sagas (id, state, version, data, payment_deadline) "
@@ -53,16 +73,41 @@ class WorkingSet:
 
     def __init__(self) -> None:
         self._entries: dict[uuid.UUID, _Entry] = {}
+        self._refunded: dict[uuid.UUID, list[uuid.UUID]] = {}
+        """order id -> payments refunded as orphans (read for the orders a batch may start)."""
+        self._new_refunds: list[tuple[uuid.UUID, uuid.UUID]] = []
 
-    async def load(self, conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> None:
-        """Read every saga of these ids that is not held yet, in one statement."""
+    async def load(
+        self, conn: AsyncConnection, ids: Iterable[uuid.UUID], paying: Iterable[uuid.UUID] = ()
+    ) -> None:
+        """Read every saga of these ids that is not held yet, in one statement; for the ids in
+        `paying` (orders that a batch may start or pay) also their orphan refunds."""
         wanted = sorted(set(ids) - self._entries.keys())
         if not wanted:
             return
-        found = {row.id: stored(row) for row in await conn.execute(_SELECT, {"ids": wanted})}
+        fresh = sorted(set(paying) & set(wanted))
+        if fresh:
+            rows = await conn.execute(_SELECT_WITH_REFUNDS, {"ids": wanted, "paying": fresh})
+        else:
+            rows = await conn.execute(_SELECT, {"ids": wanted})
+        found = {}
+        for row in rows:
+            if getattr(row, "refunded", None) is not None:
+                self._refunded.setdefault(row.id, []).append(row.refunded)
+            else:
+                found[row.id] = stored(row)
         for saga_id in wanted:
             saga = found.get(saga_id)
             self._entries[saga_id] = _Entry(saga, saga)
+
+    def refunded_orphans(self, order_id: uuid.UUID) -> list[uuid.UUID]:
+        """Payments of this order refunded as orphans: read, and refunded by this batch."""
+        return sorted(self._refunded.get(order_id, []))
+
+    def refund_orphan(self, order_id: uuid.UUID, payment_id: uuid.UUID) -> None:
+        """Record a payment refunded as an orphan; written by flush."""
+        self._refunded.setdefault(order_id, []).append(payment_id)
+        self._new_refunds.append((payment_id, order_id))
 
     def get(self, saga_id: uuid.UUID) -> StoredSaga | None:
         """The saga as the batch's earlier steps left it; None when it does not exist yet."""
@@ -89,6 +134,10 @@ class WorkingSet:
             await _update(conn, changed)
         for entry in dirty:
             entry.dirty = False
+        if self._new_refunds:
+            payments, orders = zip(*self._new_refunds, strict=True)
+            await conn.execute(_INSERT_REFUNDS, {"payments": payments, "orders": orders})
+            self._new_refunds = []
 
 
 async def _insert(conn: AsyncConnection, created: list[StoredSaga]) -> None:

@@ -17,7 +17,7 @@ from contracts import (
     CheckoutStarted,
     LineItem,
     MessageHeaders,
-    PaymentCompleted,
+    PaymentFailed,
 )
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
@@ -52,10 +52,9 @@ def _cli(kafka: KafkaSettings, *args: str) -> str:
 
 
 async def _stale_payment(producer: AIOKafkaProducer, start: CheckoutStarted) -> uuid.UUID:
-    """A payment older than the orphan grace for an order with no saga yet: rejected for good."""
-    paid = PaymentCompleted(
-        order_id=start.order_id, payment_id=uuid.uuid4(), amount=start.total, currency="EUR"
-    )
+    """A payment failure older than the orphan grace for an order with no saga yet: rejected
+    for good (a completed payment would be refunded instead: money never waits in the DLQ)."""
+    paid = PaymentFailed(order_id=start.order_id, payment_id=uuid.uuid4(), reason="declined")
     envelope = paid.to_envelope(occurred_at=datetime.now(UTC) - timedelta(hours=2))
     await producer.send_and_wait(
         topic_for(paid),
@@ -82,7 +81,7 @@ async def test_a_rejected_payment_is_listed_and_applied_once_replayed(
 
     [letter] = await _letters(kafka, DeadLetterFilter(message_id=str(message_id)), 1)
     assert letter.rejected_by == "saga"
-    assert letter.original_topic == topic_for(PaymentCompleted)
+    assert letter.original_topic == topic_for(PaymentFailed)
     assert "no saga" in letter.error
     assert letter.key == str(start.order_id)
     assert "dlq_error" not in letter.original_headers()
