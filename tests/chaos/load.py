@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from aiokafka import AIOKafkaProducer
@@ -29,6 +30,9 @@ GROUP_SHARE = 0.35
 The others stay plain (no vendor, the default policy), so both wire shapes run under faults.
 Demand is above the stock on purpose: partial groups then reject lines and fail vendor orders.
 """
+STALE_PAYMENT_SHARE = 0.03
+"""Checkouts whose payment arrives first and stale (see Checkout.stale_payment)."""
+STALE_PAYMENT_AGE = timedelta(hours=1)
 
 
 def seeded_uuid(rng: random.Random) -> uuid.UUID:
@@ -45,6 +49,9 @@ class Checkout:
     redelivered: bool  # the same CheckoutStarted (same message id) sent again later
     restarted: bool  # the same checkout again under a new message id
     early_payment: uuid.UUID | None  # a payment published right after the checkout
+    stale_payment: uuid.UUID | None = None
+    """A payment published just before the checkout and dated STALE_PAYMENT_AGE back: an orphan
+    past any grace, so the saga refunds it, and the checkout must then be paid again."""
 
 
 @dataclass
@@ -104,6 +111,7 @@ def _checkout(rng: random.Random, skus: list[str], n: int) -> Checkout:
         redelivered=roll < 0.1,
         restarted=0.1 <= roll < 0.15,
         early_payment=seeded_uuid(rng) if rng.random() < 0.1 else None,
+        stale_payment=seeded_uuid(rng) if rng.random() < STALE_PAYMENT_SHARE else None,
     )
 
 
@@ -140,6 +148,9 @@ async def drive(producer: AIOKafkaProducer, load: ChaosLoad, pace_s: float) -> N
     loop = asyncio.get_running_loop()
     began = loop.time()
     for n, c in enumerate(load.checkouts, start=1):
+        if c.stale_payment is not None:
+            dated = datetime.now(UTC) - STALE_PAYMENT_AGE
+            await _send_payment(producer, load, c.start, c.stale_payment, dated)
         await _send_checkout(producer, load, c, c.message_id)
         if c.early_payment is not None:
             await _send_payment(producer, load, c.start, c.early_payment)
@@ -170,10 +181,14 @@ async def _send_checkout(
 
 
 async def _send_payment(
-    producer: AIOKafkaProducer, load: ChaosLoad, start: CheckoutStarted, payment_id: uuid.UUID
+    producer: AIOKafkaProducer,
+    load: ChaosLoad,
+    start: CheckoutStarted,
+    payment_id: uuid.UUID,
+    occurred_at: datetime | None = None,
 ) -> None:
     paid = PaymentCompleted(
         order_id=start.order_id, payment_id=payment_id, amount=start.total, currency="EUR"
     )
-    load.published.add(await publish(producer, paid))
+    load.published.add(await publish(producer, paid, occurred_at=occurred_at))
     load.payments.setdefault(start.order_id, set()).add(payment_id)

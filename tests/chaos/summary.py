@@ -59,6 +59,7 @@ async def outcome_mix(db: AsyncEngine, load: ChaosLoad) -> dict[str, Any]:
             db, "inventory.reservations WHERE status = 'released' AND order_id = ANY(:ids)", load
         ),
         "refunds": await _count(db, "payments.refunds WHERE order_id = ANY(:ids)", load),
+        "orphans": await _count(db, "saga.orphan_refunds WHERE order_id = ANY(:ids)", load),
     }
 
 
@@ -82,5 +83,5 @@ def mix_line(mix: dict[str, Any]) -> str:
     return (
         f"{mix['confirmed']} confirmed, {mix['failed']} failed {mix['failures']}; "
         f"marketplace groups {mix['groups']}; compensations: {mix['released']} reservations "
-        f"released, {mix['refunds']} payments refunded"
+        f"released, {mix['refunds']} payments refunded ({mix['orphans']} as orphans)"
     )

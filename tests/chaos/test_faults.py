@@ -71,11 +71,6 @@ JOINER_SESSION_MS = 2000
 """The stand-in joiner's own session: it is expired this soon after the members rejoin."""
 PAYMENT_TIMEOUT_S = 6
 """This module's own: the clock test's windows are measured against it."""
-ORPHAN_GRACE_S = 120
-"""The saga judges a message for a saga it lacks by the message's age on its own clock, which
-the clock test moves 30 s ahead, and which includes the saga's backlog: with the default 60 s,
-a backlog of 30 s on a busy machine dead-lettered an early payment whose CheckoutStarted was
-only behind it (seed 6404; docs/reliability.md, fault kinds)."""
 PROCESSES: dict[str, tuple[str, ...]] = {
     "saga-1": ("saga", "--no-relay"),
     "saga-2": ("saga", "--no-relay"),
@@ -155,7 +150,6 @@ def chaos_fleet(
         **chaos_env(chaos_bootstrap, chaos_database_url),
         "CHECKOUT_KAFKA__SESSION_TIMEOUT_MS": str(SESSION_MS),
         "CHECKOUT_SAGA__PAYMENT_TIMEOUT_S": str(PAYMENT_TIMEOUT_S),
-        "CHECKOUT_SAGA__ORPHAN_GRACE_S": str(ORPHAN_GRACE_S),
     }
     logs = tmp_path_factory.mktemp("fault-logs")
     fleet = RoutedFleet(env, logs, PROCESSES, routes.env(chaos_database_url))

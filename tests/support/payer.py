@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -107,9 +108,10 @@ async def publish(
     message: Message,
     message_id: uuid.UUID | None = None,
     headers: dict[str, str] | None = None,
+    occurred_at: datetime | None = None,
 ) -> uuid.UUID:
     """Publish a contract message on its topic, keyed by order id, as any upstream would."""
-    envelope = message.to_envelope(message_id=message_id)
+    envelope = message.to_envelope(message_id=message_id, occurred_at=occurred_at)
     await producer.send_and_wait(
         topic_for(message),
         encode(envelope),
