@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 SCHEMA_VERSION = 1
 """Version of the envelope and payload schemas this code writes and accepts."""
@@ -30,6 +38,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
+"""How an RFC 3339 date-time begins."""
+
+
 class Envelope(BaseModel):
     """Metadata around every payload: identity, type, causality, and the payload itself."""
 
@@ -41,9 +53,18 @@ class Envelope(BaseModel):
     causation_id: uuid.UUID | None = Field(
         default=None, description="message_id of the message that caused this one."
     )
+    # A JSON integer, never true or "1"; occurred_at is a date-time, never a count of seconds.
     occurred_at: AwareDatetime
-    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION, strict=True)
     payload: dict[str, Any]
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _a_date_not_a_count(cls, value: object) -> object:
+        # pydantic would read a number, or a string of digits, as seconds since 1970.
+        if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME.match(value)):
+            return value
+        raise ValueError("must be an RFC 3339 date-time (YYYY-MM-DDThh:mm:ss with an offset)")
 
 
 class MessageHeaders:

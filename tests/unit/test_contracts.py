@@ -207,3 +207,22 @@ def test_headers_that_disagree_with_the_envelope_are_refused(
 def test_headers_that_agree_or_are_left_out_pass(changed: dict[str, str | None]) -> None:
     envelope, headers = _headed(**changed)
     check_headers(envelope, headers)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("schema_version", True),
+        ("schema_version", "1"),
+        ("schema_version", 1.0),
+        ("occurred_at", 1_764_000_000),
+        ("occurred_at", "1764000000"),
+    ],
+)
+def test_the_envelope_takes_no_lax_coercion(field: str, value: object) -> None:
+    # Found by the wire fuzz: `true` or "1" passed as schema version 1, and a number of seconds
+    # as the time a message occurred.
+    envelope = json.loads(_wire(_checkout()))
+    envelope[field] = value
+    with pytest.raises(InvalidMessageError, match=f"invalid envelope: {field}"):
+        decode(json.dumps(envelope).encode(), "CheckoutStarted")
