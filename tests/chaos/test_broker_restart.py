@@ -26,14 +26,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.conn import create_conn
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
-from aiokafka.errors import MemberIdRequired
-from aiokafka.protocol.group import JoinGroupRequest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import CheckoutStarted, LineItem
@@ -45,6 +40,7 @@ from tests.chaos.conftest import PARTITIONS, chaos_env
 from tests.chaos.invariants import rows, saga_states, until, violations
 from tests.chaos.load import ChaosLoad, Checkout, prepare
 from tests.chaos.wire import check_wire
+from tests.support.faults import expire_silent_members
 from tests.support.payer import publish
 from tests.support.processes import PROCESSES, Fleet
 from tests.support.tcp_proxy import TcpProxy
@@ -141,43 +137,11 @@ async def _restart_broker(proxy: TcpProxy) -> None:
     await asyncio.to_thread(proxy.cut)
     # Join only once every member's session has run out, or it is not expired but waited for.
     await asyncio.sleep(SESSION_S + 1.0)
-    await asyncio.gather(*(_expire_silent_members(proxy.upstream, group_id(s)) for s in SERVICES))
+    await asyncio.gather(
+        *(expire_silent_members(proxy.upstream, group_id(s), SESSION_MS) for s in SERVICES)
+    )
     await asyncio.sleep(OUTAGE_S - (time.monotonic() - began))
     await asyncio.to_thread(proxy.restore)
-
-
-async def _expire_silent_members(broker: tuple[str, int], group: str) -> None:
-    """Join a group on Tansu's own port as a member that subscribes to nothing and goes silent.
-
-    Kafka expires a member on a timer once its session runs out; Tansu only when someone joins
-    the group, so without this join the services would find their stale memberships still
-    valid after any outage. The joiner is expired in turn when the services rejoin. It does not
-    leave: Tansu would keep the departed member as the group's leader and no member could sync.
-    Low-level aiokafka protocol API: no client offers a join without a member's duties.
-    """
-    conn = await create_conn(*broker)
-    metadata = ConsumerProtocolMemberMetadata(0, [], b"").encode()
-
-    async def join(member_id: str) -> Any:
-        return await conn.send(
-            JoinGroupRequest(
-                group,
-                SESSION_MS,
-                SESSION_MS,
-                member_id,
-                None,
-                "consumer",
-                [("roundrobin", metadata)],
-            )
-        )
-
-    try:
-        joined = await join("")
-        if joined.error_code == MemberIdRequired.errno:  # join again under the id it was given
-            joined = await join(joined.member_id)
-        assert joined.error_code == 0, f"joining {group}: error {joined.error_code}"
-    finally:
-        conn.close()
 
 
 def _exited(fleet: Fleet) -> dict[str, int | None]:
