@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -226,3 +227,15 @@ def test_the_envelope_takes_no_lax_coercion(field: str, value: object) -> None:
     envelope[field] = value
     with pytest.raises(InvalidMessageError, match=f"invalid envelope: {field}"):
         decode(json.dumps(envelope).encode(), "CheckoutStarted")
+
+
+@pytest.mark.parametrize("key", ["message_id", "buyer_id", "quantity"])
+def test_a_repeated_json_key_is_refused_wherever_it_is(key: str) -> None:
+    # Found by the wire fuzz: the last of repeated keys was read (pydantic-core), so a parser
+    # that reads the first would see another message in the same record. Here both copies hold
+    # the same valid value (envelope, payload, line item): only the repeat is wrong.
+    wire = _wire(_checkout())
+    repeated = re.sub(rb'("%s": [^,}]+)' % key.encode(), rb"\1, \1", wire, count=1)
+    assert repeated != wire
+    with pytest.raises(InvalidMessageError, match=f"repeated JSON key '{key}'"):
+        decode(repeated, "CheckoutStarted")
