@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -83,11 +82,11 @@ class SagaHandler:
         event, envelope = decoded.message, decoded.envelope
         now = utcnow()
         saga = working.get(event.order_id)
-        if saga is None and not isinstance(event, CheckoutStarted):
-            return self._orphan(working, event, envelope.occurred_at, now)
         if saga is None:
+            if not isinstance(event, CheckoutStarted):
+                return self._orphan(working, event, envelope.occurred_at, now)
             refunded = working.refunded_orphans(event.order_id)
-            result = machine.start(cast(CheckoutStarted, event), now, self.policy, refunded)
+            result = machine.start(event, now, self.policy, refunded)
             record_step(None, result, event, now)
         else:
             data = _knowing(saga.data, working.refunded_orphans(event.order_id))
