@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY saga ./saga
 COPY services ./services
+COPY ops ./ops
 COPY migrations ./migrations
 RUN /opt/venv/bin/pip install .
 

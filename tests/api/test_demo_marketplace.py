@@ -5,16 +5,16 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.cart import catalog
-from services.cart.checkout_rules import GroupStatus
-from services.cart.tables import checkout_groups, order_status
-from services.cli_demo import (
+from ops.cli.demo import (
     DEMO_CATALOG,
     SHORT_SKU,
     drive_marketplace,
     seed_catalog,
     tally_rows,
 )
+from services.cart import catalog
+from services.cart.checkout_rules import GroupStatus
+from services.cart.tables import checkout_groups, order_status
 from services.platform.settings import Settings
 
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from ops.cli.catalog import catalog_cli
 from services.cart.http.app import serve_http
-from services.cli_catalog import catalog_cli
 from services.platform.settings import CartApiSettings, Settings
 from tests.api import new_sku
 

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from contracts import LineItem
+from ops.cli.catalog import catalog_cli
 from services.cart import catalog
 from services.cart import repository as repo
-from services.cli_catalog import catalog_cli
 from tests.api import Shopper, field_errors, new_sku, offer
 
 

@@ -26,7 +26,7 @@ def _bench(tmp_path: Path, *extra: str) -> dict[str, object]:
     # bench starts its own embedded PostgreSQL and Tansu and spawns the services.
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "services.cli", "bench", "--orders", str(ORDERS)),
+            *(sys.executable, "-m", "ops.cli", "bench", "--orders", str(ORDERS)),
             *("--concurrency", "10", "--json-out", str(out), *extra),
         ],
         cwd=tmp_path,

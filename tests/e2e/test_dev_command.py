@@ -17,8 +17,8 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.cli_demo import DEMO_CATALOG
-from services.devstack import READY_LINE
+from ops.cli.demo import DEMO_CATALOG
+from ops.devstack import READY_LINE
 from services.platform.embedded import run_blocking
 from tests.e2e.test_processes import checkout_json
 from tests.support.processes import REPO_ROOT, clean_environ
@@ -30,14 +30,14 @@ CONFIRM_TIMEOUT_S = 60.0
 
 
 class DevProcess:
-    """`python -m services.cli dev` as a child: stdout lines collected by a thread."""
+    """`python -m ops.cli dev` as a child: stdout lines collected by a thread."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.stderr_path = data_dir.parent / "dev.stderr.log"
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "dev", "--data-dir", str(data_dir)],
+                [sys.executable, "-m", "ops.cli", "dev", "--data-dir", str(data_dir)],
                 cwd=REPO_ROOT,
                 env={**clean_environ(), "PYTHONUNBUFFERED": "1"},
                 stdin=subprocess.DEVNULL,
@@ -114,7 +114,7 @@ async def _publish(bootstrap: str, order_id: str) -> None:
 def _saga_show(database_url: str, order_id: str) -> str:
     env = {**clean_environ(), "CHECKOUT_DATABASE_URL": database_url}
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "saga", "show", order_id],
+        [sys.executable, "-m", "ops.cli", "saga", "show", order_id],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

@@ -76,7 +76,7 @@ async def rows(db: AsyncEngine, sql: str, **params: Any) -> list[dict[str, Any]]
 async def set_stock(fleet: Fleet, sku: str, available: int) -> None:
     """Stock a product through the CLI, as an operator would (its env names the database)."""
     proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "services.cli", "stock", "set", sku, str(available)),
+        *(sys.executable, "-m", "ops.cli", "stock", "set", sku, str(available)),
         cwd=REPO_ROOT,
         env=fleet.env,
         stdout=subprocess.DEVNULL,

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from contracts import CheckoutStarted
 from contracts.topics import topic_for
-from services.admin.app import create_admin_app
-from services.cli_admin import saga_app
+from ops.admin.app import create_admin_app
+from ops.cli.admin import saga_app
 from services.platform.db import create_engine
 from services.platform.settings import AdminSettings, KafkaSettings, Settings
 from tests.support.builders import checkout_started

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 
 from contracts import CheckoutStarted
 from contracts.topics import topic_for
-from services.admin.app import OPEN_PREFIX, create_admin_app
+from ops.admin.app import OPEN_PREFIX, create_admin_app
 from services.platform.db import create_engine
 from services.platform.settings import AdminSettings
 from tests.support.builders import checkout_started

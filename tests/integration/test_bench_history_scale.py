@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from services.bench.history import _CHECKOUTS, HISTORY_SPAN_S
+from ops.bench.history import _CHECKOUTS, HISTORY_SPAN_S
 from services.platform.db import create_engine
 from services.platform.settings import Settings
 

@@ -21,7 +21,7 @@ from contracts import (
 )
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
-from services.cli_dlq import dlq_app
+from ops.cli.dlq import dlq_app
 from services.platform.dlq import DeadLetter, DeadLetterFilter, read_dead_letters
 from services.platform.settings import KafkaSettings
 from tests.support.payer import ScriptedPayer, eventually, publish

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import CheckoutStarted, LineItem
-from services.admin.app import create_admin_app
+from ops.admin.app import create_admin_app
 from tests.support.payer import Answer, ScriptedPayer, eventually, publish
 from tests.support.stack import Stack
 

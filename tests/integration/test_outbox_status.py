@@ -14,7 +14,7 @@ from sqlalchemy import MetaData, Table, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from typer.testing import CliRunner, Result
 
-from services.cli import cli
+from ops.cli import cli
 from services.platform.outbox import outbox_table
 
 pytestmark = pytest.mark.integration

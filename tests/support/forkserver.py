@@ -1,6 +1,6 @@
 """A fork server: product processes forked from one interpreter that has imported the product.
 
-Starting `python -m services.cli run ...` costs ~2 s of CPU, nearly all of it imports, and a
+Starting `python -m ops.cli run ...` costs ~2 s of CPU, nearly all of it imports, and a
 chaos run restarts processes dozens of times per seed on a machine of two cores. A child forked
 from a server that imported the product once is ready after ~0.2 s of CPU. Each child is still
 an OS process of its own running the product's `checkout-saga run` with its own environment,
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 POLL_S = 0.02
-PRELOADED = ("services.cli", "services.cli_relay", "services.runtime")
+PRELOADED = ("ops.cli", "ops.cli.relay", "services.runtime")
 """What the server imports once, before any fork: nearly all a product process imports."""
 
 
@@ -120,7 +120,7 @@ def _child(request: dict[str, Any]) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        from services.cli import cli
+        from ops.cli import cli
 
         cli(args=["run", *request["args"]], prog_name="checkout-saga")
         code = 0

@@ -89,7 +89,7 @@ class Fleet:
         return found
 
     def start(self, name: str) -> None:
-        """Launch `python -m services.cli run ...` for a process, or each instance of a service."""
+        """Launch `python -m ops.cli run ...` for a process, or each instance of a service."""
         for instance in self.instances(name):
             self._launch(instance)
 
@@ -105,7 +105,7 @@ class Fleet:
         else:
             with path.open("ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", *args],
+                    [sys.executable, "-m", "ops.cli", *args],
                     cwd=REPO_ROOT,
                     env=self.env,
                     stdin=subprocess.DEVNULL,

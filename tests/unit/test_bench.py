@@ -14,10 +14,10 @@ import pytest
 import services
 from contracts import OrderConfirmed, OrderMarkedFailed
 from contracts.codec import encode
-from services.bench.fleet import child_environ, fleet_commands
-from services.bench.report import Measured, build_report, tally
-from services.bench.stack import Payer
-from services.bench.stats import (
+from ops.bench.fleet import child_environ, fleet_commands
+from ops.bench.report import Measured, build_report, tally
+from ops.bench.stack import Payer
+from ops.bench.stats import (
     Outcomes,
     latency_summary_ms,
     per_saga,
@@ -25,7 +25,7 @@ from services.bench.stats import (
     poisson_schedule,
     ratios,
 )
-from services.bench.wire import Finish, Watcher
+from ops.bench.wire import Finish, Watcher
 from services.platform.settings import KafkaSettings
 
 # --- percentiles ---------------------------------------------------------------------------------

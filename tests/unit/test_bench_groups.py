@@ -20,9 +20,9 @@ from contracts.messages import (
 )
 from contracts.types import CheckoutPolicy, RejectionReason
 from contracts.vendor_orders import split
-from services.bench.counters import bench_skus
-from services.bench.group_report import GroupTally, surprises, tally_groups
-from services.bench.groups import (
+from ops.bench.counters import bench_skus
+from ops.bench.group_report import GroupTally, surprises, tally_groups
+from ops.bench.groups import (
     SHORT_QUANTITY,
     SHORT_SKU_PREFIX,
     SHORT_STOCK,
@@ -34,11 +34,11 @@ from services.bench.groups import (
     short_vendor,
     vendor_id,
 )
-from services.bench.report import Measured, build_report, tally
-from services.bench.run import BenchOptions
-from services.bench.stats import Outcomes
-from services.bench.wire import GROUP_TOPICS, Finish, Watcher
-from services.loadgen import make_checkouts
+from ops.bench.report import Measured, build_report, tally
+from ops.bench.run import BenchOptions
+from ops.bench.stats import Outcomes
+from ops.bench.wire import GROUP_TOPICS, Finish, Watcher
+from ops.loadgen import make_checkouts
 from services.platform.settings import KafkaSettings
 
 SKUS = bench_skus(20)

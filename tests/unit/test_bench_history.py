@@ -8,10 +8,9 @@ import uuid
 import pytest
 
 from contracts.codec import decode
-from saga.instance import SagaData
-from services.bench.drift import drift, not_flat, rss_drift, window
-from services.bench.history import SCHEMAS, statements
-from services.bench.history_template import (
+from ops.bench.drift import drift, not_flat, rss_drift, window
+from ops.bench.history import SCHEMAS, statements
+from ops.bench.history_template import (
     BUYER_PLACEHOLDER,
     ID_PREFIX,
     SKU_PLACEHOLDER,
@@ -19,9 +18,10 @@ from services.bench.history_template import (
     build,
     templates,
 )
-from services.bench.report import Measured, build_report
-from services.bench.resources import RssSampler, tree_memory_bytes
-from services.bench.stats import Outcomes
+from ops.bench.report import Measured, build_report
+from ops.bench.resources import RssSampler, tree_memory_bytes
+from ops.bench.stats import Outcomes
+from saga.instance import SagaData
 
 # --- drift ---------------------------------------------------------------------------------------
 

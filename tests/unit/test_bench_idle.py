@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.bench.idle import idle_report
+from ops.bench.idle import idle_report
 
 
 def test_idle_cpu_is_percent_of_a_core_per_group_without_the_bench() -> None:

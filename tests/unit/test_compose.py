@@ -26,8 +26,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from services.cli import cli
-from services.config_reference import environment_variables
+from ops.cli import cli
+from ops.config_reference import environment_variables
 from services.platform.settings import Settings
 from services.runtime import SERVICES
 

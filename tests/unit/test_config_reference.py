@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.config_reference import (
+from ops.config_reference import (
     DESCRIPTIONS,
     OTHER_VARIABLES,
     UNDOCUMENTED,
@@ -24,7 +24,7 @@ from tests.support import infra
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "configuration.md"
-REGENERATE = "python -m services.config_reference > docs/configuration.md"
+REGENERATE = "python -m ops.config_reference > docs/configuration.md"
 
 
 def test_committed_reference_is_current() -> None:
@@ -35,7 +35,7 @@ def test_every_variable_has_a_meaning_and_appears_in_the_reference() -> None:
     variables = environment_variables()
     undocumented = [v.name for v in variables if v.description == UNDOCUMENTED]
     assert not undocumented, (
-        f"describe {undocumented} in services/config_reference.py DESCRIPTIONS "
+        f"describe {undocumented} in ops/config_reference.py DESCRIPTIONS "
         f"(or with Field(description=...)), then run `{REGENERATE}`"
     )
     text = REFERENCE.read_text()

@@ -10,7 +10,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.bench import counters
+from ops.bench import counters
 from services.platform.progress import GroupProgress
 from services.platform.settings import Settings
 from services.runtime import SERVICES, build_specs, consumer_groups

@@ -2,11 +2,11 @@
 
 Two parts: checkouts published as a plain upstream would (latency, throughput, stock), then
 multi-vendor carts checked out through the cart service under both policies, counted by how
-their checkout groups ended (services.cli_demo.drive_marketplace).
+their checkout groups ended (ops.cli.demo.drive_marketplace).
 
 Against a running stack (CHECKOUT_* URLs set, or a live `checkout-saga dev`) it only drives;
 otherwise it starts the embedded servers and every service in this process, and stops them after.
-`checkout-saga bench` measures with services in processes of their own (services.bench).
+`checkout-saga bench` measures with services in processes of their own (ops.bench).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 import typer
 
 from contracts.topics import all_topics
-from services.bench.stack import running_stack
-from services.cli_demo import DEMO_CATALOG, GroupTally, drive_marketplace, seed_catalog, tally_rows
-from services.devstack import DevOptions, Infrastructure, dev_settings, quiet_client_logs
-from services.loadgen import LoadResult, commit_rate, drive, make_checkouts
+from ops.bench.stack import running_stack
+from ops.cli.demo import DEMO_CATALOG, GroupTally, drive_marketplace, seed_catalog, tally_rows
+from ops.devstack import DevOptions, Infrastructure, dev_settings, quiet_client_logs
+from ops.loadgen import LoadResult, commit_rate, drive, make_checkouts
 from services.platform import migrate
 from services.platform.db import create_engine
 from services.platform.embedded import free_port

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from faststream import FastStream
 from pydantic import SecretStr
 
-from services.admin.app import create_admin_app
-from services.cli_admin import DATABASE_ENV, DEFAULT_DATA_DIR, dev_state
+from ops.admin.app import create_admin_app
+from ops.cli.admin import DATABASE_ENV, DEFAULT_DATA_DIR, dev_state
 from services.platform.db import create_engine
 from services.platform.http_server import Listen, serve_asgi
 from services.platform.settings import Settings

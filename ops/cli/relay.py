@@ -92,7 +92,7 @@ def _serve_admin(
     settings: Settings, relay: Relay, stop: asyncio.Event, port: int
 ) -> asyncio.Task[bool]:
     """Health probes, the relay's counters and the outbox gauges on the admin API's port."""
-    from services.admin.serve import on_port, serve_admin
+    from ops.admin.serve import on_port, serve_admin
 
     telemetry = Telemetry()
     telemetry.metrics.relays.add(lambda: dataclasses.asdict(relay.stats))

@@ -1,6 +1,6 @@
 """`bench --history N`: N finished checkouts seeded in set-based SQL before the services start.
 
-The six templates of services.bench.history_template (1-3 lines, confirmed or declined) are
+The six templates of ops.bench.history_template (1-3 lines, confirmed or declined) are
 loaded into temp tables; `hist_c` holds one row per seeded checkout (its template, a random
 32-character id prefix, buyer, products and time); then one INSERT ... SELECT per table joins
 the two and rewrites the template's placeholders with `replace`. Every table a finished
@@ -23,7 +23,7 @@ from dataclasses import asdict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.bench.history_template import (
+from ops.bench.history_template import (
     BUYER_PLACEHOLDER,
     ID_PREFIX,
     SKU_PLACEHOLDER,

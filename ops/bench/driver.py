@@ -17,8 +17,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from contracts import CheckoutStarted
-from services.bench.stats import poisson_schedule
-from services.bench.wire import Watcher, publish
+from ops.bench.stats import poisson_schedule
+from ops.bench.wire import Watcher, publish
 
 
 @dataclass(frozen=True)

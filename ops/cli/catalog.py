@@ -14,9 +14,9 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.types import Currency, Money, Sku, VendorId
+from ops.cli.admin import run_on_database
 from services.cart import catalog
 from services.cart.domain import HOUSE_VENDOR, MAX_ITEM_QUANTITY, Offer
-from services.cli_admin import run_on_database
 
 T = TypeVar("T")
 

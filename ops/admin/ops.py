@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.admin.context import AdminContext
+from ops.admin.context import AdminContext
 from services.platform.broker import security_kwargs
 from services.platform.settings import KafkaSettings
 from services.runtime import SERVICES, Runtime, specification

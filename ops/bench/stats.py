@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     # Only for the annotation: group_report uses this module's latency summary.
-    from services.bench.group_report import GroupTally
+    from ops.bench.group_report import GroupTally
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from services.bench.groups import GroupPolicy
-from services.cli_admin import DEFAULT_DATA_DIR, saga_app, stock_app
-from services.cli_catalog import catalog_cli
-from services.cli_dlq import dlq_app
-from services.cli_outbox import outbox_app
+from ops.bench.groups import GroupPolicy
+from ops.cli.admin import DEFAULT_DATA_DIR, saga_app, stock_app
+from ops.cli.catalog import catalog_cli
+from ops.cli.dlq import dlq_app
+from ops.cli.outbox import outbox_app
 from services.platform.settings import Settings
 from services.platform.telemetry.logs import configure_logging
 
@@ -83,7 +83,7 @@ def run(
     settings = _settings()
     names = list(services or SERVICES)
     if names == ["relay"]:
-        from services.cli_relay import run_relay
+        from ops.cli.relay import run_relay
 
         run_relay(settings, admin_port)
         return
@@ -91,7 +91,7 @@ def run(
     runtime = Runtime(settings, [n for n in names if n != "relay"], relay=with_relay)
     app = app_for(runtime)
     if admin_port is not None:
-        from services.admin.serve import on_port, serve_alongside
+        from ops.admin.serve import on_port, serve_alongside
 
         serve_alongside(app, on_port(settings, admin_port), runtime)
     asyncio.run(app.run())
@@ -123,7 +123,7 @@ def dev(
     ] = 9092,
 ) -> None:
     """Run the whole product on this machine (help text in _DEV_HELP)."""
-    from services.devstack import DevOptions, run_dev, services_to_run
+    from ops.devstack import DevOptions, run_dev, services_to_run
 
     _settings()
     try:
@@ -140,7 +140,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generated checkouts.")] = 1,
 ) -> None:
     """Drive checkouts through the stack (embedded if none runs) and print a summary."""
-    from services.cli_load import LoadOptions, demo_report, run_load
+    from ops.cli.load import LoadOptions, demo_report, run_load
 
     _settings()
     run_load(LoadOptions(orders, concurrency, seed, timeout_s=120), demo_report, baseline=False)
@@ -207,10 +207,10 @@ def bench(
     (CHECKOUT_* URLs or a live `checkout-saga dev`); exits 1 when a saga is lost or stock is not
     conserved. See docs/performance.md.
     """
-    from services.bench.command import run_bench
-    from services.bench.groups import GroupOptions
-    from services.bench.run import BenchOptions
-    from services.bench.stack import Payer
+    from ops.bench.command import run_bench
+    from ops.bench.groups import GroupOptions
+    from ops.bench.run import BenchOptions
+    from ops.bench.stack import Payer
 
     _settings()
     if (rate is None) != (duration is None):
@@ -245,8 +245,8 @@ def bench_idle(
     Starts embedded PostgreSQL and Kafka and every service as in `bench`, waits until the
     consumers have gone idle, then reads CPU over the window. See docs/performance.md.
     """
-    from services.bench.idle import run_idle
-    from services.devstack import quiet_client_logs
+    from ops.bench.idle import run_idle
+    from ops.devstack import quiet_client_logs
 
     _settings()
     quiet_client_logs()
@@ -272,7 +272,7 @@ def admin_api(
     Against CHECKOUT_DATABASE_URL / CHECKOUT_KAFKA__BOOTSTRAP_SERVERS, else the running
     `checkout-saga dev` of this directory (which serves one itself, on 8081).
     """
-    from services.admin.serve import serve_admin, standalone_settings
+    from ops.admin.serve import serve_admin, standalone_settings
 
     settings = standalone_settings(_settings(), port)
     asyncio.run(serve_admin(settings, announce=True))

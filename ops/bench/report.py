@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.bench.drift import not_flat, rss_drift, span_s, window
-from services.bench.stats import Outcomes, latency_summary_ms, per_saga, ratios
-from services.bench.wire import Finish
-from services.loadgen import reason_kind
+from ops.bench.drift import not_flat, rss_drift, span_s, window
+from ops.bench.stats import Outcomes, latency_summary_ms, per_saga, ratios
+from ops.bench.wire import Finish
+from ops.loadgen import reason_kind
 
 RSS_MEASURE = (
     "postgres: resident minus shared pages, summed over the postmaster and its backends; "
@@ -17,7 +17,7 @@ RSS_MEASURE = (
 )
 """What rss_mb compares (peak_rss_mb stays the plain RSS, summed over postgres and broker)."""
 RAW_COMMIT_CONNECTIONS = 4
-"""Connections the raw commit baseline runs on (services.loadgen.commit_rate's default)."""
+"""Connections the raw commit baseline runs on (ops.loadgen.commit_rate's default)."""
 
 
 @dataclass

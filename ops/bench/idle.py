@@ -15,8 +15,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from contracts.topics import all_topics
-from services.bench.probes import Probes, find_groups
-from services.bench.stack import Payer, Stack, new_fleet, owned_servers, scratch_dir
+from ops.bench.probes import Probes, find_groups
+from ops.bench.stack import Payer, Stack, new_fleet, owned_servers, scratch_dir
 from services.platform.db import create_engine
 from services.platform.topics import ensure_topics
 

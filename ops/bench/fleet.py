@@ -1,6 +1,6 @@
 """The services as OS processes for the bench: spawned, awaited until ready, stopped, log tails.
 
-Each service runs `python -m services.cli run <service> --no-relay` (K instances each) and K
+Each service runs `python -m ops.cli run <service> --no-relay` (K instances each) and K
 processes run `run relay`. Readiness is a line in the process's log: FastStream announces that
 the app started (every subscriber is up), the relay-only process that it publishes.
 """
@@ -72,7 +72,7 @@ class ServiceFleet:
         for name, args in self.commands.items():
             with self.log(name).open("wb") as log:
                 self.procs[name] = subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", "run", *args],
+                    [sys.executable, "-m", "ops.cli", "run", *args],
                     env=self.env,
                     # `-m` puts the working directory first on sys.path: make it this code's root.
                     cwd=code_root(),

@@ -20,25 +20,25 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import CheckoutStarted
 from contracts.topics import all_topics
-from services.bench import counters
-from services.bench.driver import (
+from ops.bench import counters
+from ops.bench.driver import (
     Drive,
     closed_loop,
     delivery_failures,
     open_loop,
     open_loop_offsets,
 )
-from services.bench.fleet import code_root
-from services.bench.group_report import tally_groups
-from services.bench.groups import SHORT_STOCK, GroupOptions, bench_checkouts, short_skus
-from services.bench.history import final_sagas, seed_history
-from services.bench.probes import Probes, find_groups
-from services.bench.report import Measured, tally
-from services.bench.settle import wait_quiet
-from services.bench.stack import Payer, Stack
-from services.bench.stats import Outcomes
-from services.bench.wire import Watcher, new_producer, true_end_offsets
-from services.loadgen import commit_rate
+from ops.bench.fleet import code_root
+from ops.bench.group_report import tally_groups
+from ops.bench.groups import SHORT_STOCK, GroupOptions, bench_checkouts, short_skus
+from ops.bench.history import final_sagas, seed_history
+from ops.bench.probes import Probes, find_groups
+from ops.bench.report import Measured, tally
+from ops.bench.settle import wait_quiet
+from ops.bench.stack import Payer, Stack
+from ops.bench.stats import Outcomes
+from ops.bench.wire import Watcher, new_producer, true_end_offsets
+from ops.loadgen import commit_rate
 from services.platform.db import create_engine
 from services.platform.topics import ensure_topics
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import typer
 
-from services.bench.report import build_report
-from services.bench.run import BenchOptions, BenchRun
-from services.bench.stack import Stack, new_fleet, owned_servers, running_stack, scratch_dir
-from services.devstack import quiet_client_logs
+from ops.bench.report import build_report
+from ops.bench.run import BenchOptions, BenchRun
+from ops.bench.stack import Stack, new_fleet, owned_servers, running_stack, scratch_dir
+from ops.devstack import quiet_client_logs
 
 
 def _log(line: str) -> None:

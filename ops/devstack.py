@@ -21,21 +21,21 @@ from sqlalchemy.engine import make_url
 
 from contracts import CheckoutStarted
 from contracts.topics import all_topics, topic_for
-from services.cli_admin import (
+from ops.cli.admin import (
     DATABASE_ENV,
     DEFAULT_DATA_DIR,
     STATE_FILE_NAME,
     remove_dev_state,
     write_dev_state,
 )
-from services.cli_demo import (
+from ops.cli.demo import (
     DEMO_CATALOG,
     DEMO_STOCK,
     demo_products,
     example_checkout,
     seed_catalog,
 )
-from services.cli_relay import StopSignals
+from ops.cli.relay import StopSignals
 from services.platform import migrate
 from services.platform.embedded import (
     EmbeddedKafka,
@@ -244,7 +244,7 @@ def _serve_admin_api(
     settings: Settings, runtime: Runtime, stop: asyncio.Event
 ) -> asyncio.Task[bool]:
     """The operator's API (sagas, stock, dead letters, health, /metrics) on the runtime's metrics."""
-    from services.admin.serve import admin_url, serve_admin
+    from ops.admin.serve import admin_url, serve_admin
 
     typer.echo(f"admin API: {admin_url(settings)}/admin/v1 (docs at /docs, metrics at /metrics)")
     return asyncio.create_task(serve_admin(settings, runtime, stop), name="admin-http")

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts import CheckoutStarted, LineItem
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
-from services.bench import counters
+from ops.bench import counters
 from services.platform.broker import security_kwargs
 from services.platform.settings import Settings
 

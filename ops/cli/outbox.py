@@ -13,7 +13,7 @@ import typer
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cli_admin import run_on_database
+from ops.cli.admin import run_on_database
 from services.platform.outbox import OutboxStatus, outbox_table, status
 from services.runtime import SERVICES
 

@@ -154,7 +154,7 @@ def product_processes(exclude: int) -> list[int]:
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = " ".join(proc.info.get("cmdline") or [])
-        is_product = "checkout-saga" in cmdline or "services.cli" in cmdline
+        is_product = "checkout-saga" in cmdline or "ops.cli" in cmdline
         if is_product and (" run" in cmdline or " dev" in cmdline) and proc.pid != exclude:
             found.append(int(proc.pid))
     return found

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from services.bench.fleet import ServiceFleet, child_environ, fleet_commands
-from services.cli_admin import DEFAULT_DATA_DIR, dev_state
-from services.devstack import DevOptions, Infrastructure, dev_settings
+from ops.bench.fleet import ServiceFleet, child_environ, fleet_commands
+from ops.cli.admin import DEFAULT_DATA_DIR, dev_state
+from ops.devstack import DevOptions, Infrastructure, dev_settings
 from services.platform import migrate
 from services.platform.embedded import free_port
 from services.platform.settings import Settings

@@ -9,10 +9,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
 from contracts.types import Sku
-from saga import repository as saga_repo
-from saga.instance import SagaState
-from services.admin.context import AdminContext
-from services.admin.queries import (
+from ops.admin.context import AdminContext
+from ops.admin.queries import (
     DeadLetterView,
     OrderView,
     SagaView,
@@ -20,6 +18,8 @@ from services.admin.queries import (
     StockView,
     dead_letters,
 )
+from saga import repository as saga_repo
+from saga.instance import SagaState
 from services.inventory import repository as inventory_repo
 from services.orders import repository as orders_repo
 

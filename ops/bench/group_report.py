@@ -17,9 +17,9 @@ from decimal import Decimal
 from contracts import CheckoutStarted
 from contracts.messages import CheckoutGroupCompleted, GroupOutcome
 from contracts.types import CheckoutPolicy
-from services.bench.groups import short_vendor
-from services.bench.stats import latency_summary_ms
-from services.bench.wire import Finish
+from ops.bench.groups import short_vendor
+from ops.bench.stats import latency_summary_ms
+from ops.bench.wire import Finish
 
 EXAMPLES = 10
 

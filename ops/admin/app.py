@@ -15,9 +15,9 @@ from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.admin import ops, routes
-from services.admin.context import AdminContext
-from services.admin.queries import SagaStateProbe
+from ops.admin import ops, routes
+from ops.admin.context import AdminContext
+from ops.admin.queries import SagaStateProbe
 from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry
 from services.platform.telemetry.probes import ConsumerLagProbe, OutboxProbe

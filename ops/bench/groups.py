@@ -18,8 +18,8 @@ from enum import StrEnum
 
 from contracts import CheckoutStarted, LineItem
 from contracts.types import CheckoutPolicy
-from services.bench.counters import BENCH_SKU_PREFIX
-from services.loadgen import make_checkouts
+from ops.bench.counters import BENCH_SKU_PREFIX
+from ops.loadgen import make_checkouts
 
 SHORT_SKU_PREFIX = f"{BENCH_SKU_PREFIX}SHORT-"
 SHORT_STOCK = 1

@@ -13,14 +13,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from services.bench.resources import (
+from ops.bench.resources import (
     RssSampler,
     listener_pid,
     postgres_postmaster,
     product_processes,
     tree_cpu_s,
 )
-from services.bench.stack import Stack
+from ops.bench.stack import Stack
 
 
 @dataclass
