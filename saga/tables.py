@@ -1,8 +1,9 @@
-"""The saga schema: one row per saga with an optimistic version, orphan refunds, outbox and inbox."""
+"""The saga schema: sagas (optimistic version), orphan refunds, operator actions, outbox, inbox, journal."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Computed,
@@ -19,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.platform.inbox import inbox_table
+from services.platform.journal import journal_table
 from services.platform.outbox import outbox_table
 
 SCHEMA = "saga"
@@ -65,5 +67,26 @@ orphan_refunds = Table(
     Index("ix_orphan_refunds_order_id", "order_id"),
 )
 
+operator_actions = Table(
+    "operator_actions",
+    metadata,
+    # Every operator action on a saga (abort, retry): who asked, when, why, and what the
+    # transition table made of it (the row applied, or why it was refused).
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("order_id", Uuid, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("outcome", Text, nullable=False),
+    Column("from_state", Text),
+    Column("to_state", Text),
+    Column("detail", Text),
+    CheckConstraint("action IN ('abort', 'retry')", name="ck_operator_actions_action"),
+    CheckConstraint("outcome IN ('applied', 'refused')", name="ck_operator_actions_outcome"),
+    Index("ix_operator_actions_order_id", "order_id", "id"),
+)
+
 outbox = outbox_table(metadata, SCHEMA)
 inbox = inbox_table(metadata, SCHEMA)
+journal = journal_table(metadata, SCHEMA)

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSON, JSONB
 
 from services.cart.domain import HOUSE_VENDOR
 from services.platform.inbox import inbox_table
+from services.platform.journal import journal_table
 from services.platform.outbox import outbox_table
 
 SCHEMA = "cart"
@@ -160,3 +161,4 @@ clearances = Table(
 
 outbox = outbox_table(metadata, SCHEMA)
 inbox = inbox_table(metadata, SCHEMA)
+journal = journal_table(metadata, SCHEMA)

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.platform.inbox import inbox_table
+from services.platform.journal import journal_table
 from services.platform.outbox import outbox_table
 
 SCHEMA = "inventory"
@@ -67,3 +68,4 @@ reservation_outcomes = Table(
 
 outbox = outbox_table(metadata, SCHEMA)
 inbox = inbox_table(metadata, SCHEMA)
+journal = journal_table(metadata, SCHEMA)

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.platform.inbox import inbox_table
+from services.platform.journal import journal_table
 from services.platform.outbox import outbox_table
 
 SCHEMA = "orders"
@@ -71,3 +72,4 @@ pending_commands = Table(
 
 outbox = outbox_table(metadata, SCHEMA)
 inbox = inbox_table(metadata, SCHEMA)
+journal = journal_table(metadata, SCHEMA)

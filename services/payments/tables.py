@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, Column, DateTime, MetaData, Numeric, Table, Text, Uuid, func
 
 from services.platform.inbox import inbox_table
+from services.platform.journal import journal_table
 from services.platform.outbox import outbox_table
 
 SCHEMA = "payments"
@@ -37,3 +38,4 @@ refunds = Table(
 
 outbox = outbox_table(metadata, SCHEMA)
 inbox = inbox_table(metadata, SCHEMA)
+journal = journal_table(metadata, SCHEMA)
