@@ -89,6 +89,20 @@ def test_text_logs_are_masked_and_show_the_context() -> None:
     assert text == "WARNING to b***@example.com [order_id=o-1]"
 
 
+def test_text_logs_say_why_a_message_was_rejected() -> None:
+    # The reason travels in `extra=`: the text format dropped it, so a text log said that a
+    # record was refused but not why (the reason was only in the dead letter).
+    record = _record("rejected message")
+    record.reason = "malformed JSON: Expecting value"
+    record.topic = "checkout.checkout_started"
+    with message_context(service="saga"):
+        text = MaskingTextFormatter("%(levelname)s %(message)s").format(record)
+    assert text == (
+        'WARNING rejected message [service=saga reason="malformed JSON: Expecting value" '
+        "topic=checkout.checkout_started]"
+    )
+
+
 def _tracing() -> tuple[Tracing, InMemorySpanExporter]:
     spans = InMemorySpanExporter()
     provider = TracerProvider()

@@ -73,9 +73,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **context_fields(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                document[key] = value
+        document.update(_extras(record))
         if record.exc_info:
             document["error"] = self.formatException(record.exc_info)
         if record.stack_info:
@@ -89,10 +87,23 @@ class MaskingTextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """The record as text: `... message [order_id=... message_id=...]`."""
         text = super().format(record)
-        fields = context_fields()
+        # The extras too: a rejection's or an anomaly's reason travels in `extra=`, and a text
+        # log without it says that something was refused but not why.
+        fields = {**context_fields(), **_extras(record)}
         if fields:
-            text += " [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
+            text += " [" + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items()) + "]"
         return mask_emails(text)
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a record got from `extra=`."""
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+
+
+def _text_value(value: Any) -> str:
+    """A field's value for the text format: quoted when it holds a space, a quote or a bracket."""
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if re.search(r'[\s"\[\]=]', text) else text
 
 
 def formatter(log_format: LogFormat) -> logging.Formatter:
