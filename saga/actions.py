@@ -19,18 +19,18 @@ from contracts import (
     OrderFailed,
     PaymentCompleted,
     PaymentFailed,
-    PaymentRequested,
     RefundPayment,
     RejectedLine,
     ReleaseStockReservations,
     Reservation,
-    ReserveStockForOrder,
     StockReservationCompleted,
     StockReservationFailed,
     command_id,
 )
+from saga import pending
 from saga.instance import (
     MAX_ANOMALIES,
+    OperatorAbort,
     Outcome,
     Outgoing,
     PaymentDeadlinePassed,
@@ -102,6 +102,8 @@ class SagaInstance:
             return _clip(f"inventory rejected lines of an all-or-nothing checkout: {skus}")
         if isinstance(event, PaymentDeadlinePassed):
             return "payment timeout"
+        if isinstance(event, OperatorAbort):
+            return _clip(f"aborted by {event.actor}: {event.reason}")
         if isinstance(event, PaymentCompleted):
             return self._mismatch(event)
         # A PaymentFailed now, or one remembered before the reservation arrived.
@@ -170,8 +172,7 @@ class SagaInstance:
     def reserve_stock(self) -> None:
         """Send ReserveStockForOrder and count it (an invariant allows one)."""
         self._update(reservation_requests=self.data.reservation_requests + 1)
-        d = self.data
-        self._send(ReserveStockForOrder(order_id=d.order_id, items=d.items, policy=d.policy))
+        self._send(pending.reservation_message(self.data))
 
     def record_reservations(self) -> None:
         """Remember the event's reservations (each id once)."""
@@ -194,13 +195,26 @@ class SagaInstance:
 
     def request_payment(self) -> None:
         """Send PaymentRequested for the order total and start the payment deadline."""
-        d = self.data
+        self._start_deadline()
+        self._update(payment_requested_by=self.transition)  # the request's id derives from it
+        self._send(pending.payment_message(self.data))
+
+    def _start_deadline(self) -> None:
         # model_copy skips validation, so normalise to UTC here as the stored value will be.
         self._update(payment_deadline=(self.now + self.policy.payment_timeout).astimezone(UTC))
-        message = PaymentRequested(
-            order_id=d.order_id, buyer_id=d.buyer_id, amount=d.amount, currency=d.currency
-        )
-        self._send(message)
+
+    def resend_reservation(self) -> None:
+        """Send ReserveStockForOrder again, with the id it was first sent with."""
+        self.commands.append(pending.reservation_request(self.data))
+
+    def resend_payment_request(self) -> None:
+        """Send PaymentRequested again, with its first id, and restart the payment deadline."""
+        # The payer is given a full timeout from the request it may only now see (the first one
+        # may never have left our outbox, or was dead-lettered). A payer that already had it
+        # answers as before or not at all: at worst the stock stays held one timeout longer,
+        # because an operator asked, and the action is on record.
+        self._start_deadline()
+        self.commands.append(pending.payment_request(self.data))
 
     def clear_deadline(self) -> None:
         """Stop the payment deadline."""

@@ -68,6 +68,9 @@ class SagaData(BaseModel):
     anomalies: list[str] = []
     payment_deadline: AwareDatetime | None = None
     reservation_requests: Annotated[int, Field(ge=0)] = 0
+    # The row that sent the PaymentRequested being waited on: its id derives from that row, so
+    # an operator's retry re-sends it under the same id. None in sagas stored before the field.
+    payment_requested_by: str | None = None
 
     @field_validator("payment_deadline")
     @classmethod
@@ -101,7 +104,26 @@ class PaymentDeadlinePassed:
     deadline: datetime
 
 
-SagaEvent = Message | PaymentDeadlinePassed
+@dataclass(frozen=True)
+class OperatorAbort:
+    """Operator -> saga (internal, never on the wire): fail this checkout now, with compensation."""
+
+    order_id: UUID
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OperatorRetry:
+    """Operator -> saga (internal, never on the wire): re-send the command the saga waits on."""
+
+    order_id: UUID
+    actor: str
+    reason: str
+
+
+OperatorEvent = OperatorAbort | OperatorRetry
+SagaEvent = Message | PaymentDeadlinePassed | OperatorAbort | OperatorRetry
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ from transitions import EventData, Machine, MachineError
 from contracts import CheckoutStarted, PaymentCompleted, RefundPayment, command_id
 from saga.actions import SagaInstance
 from saga.instance import (
+    OperatorAbort,
+    OperatorEvent,
+    OperatorRetry,
     Outcome,
     Outgoing,
     PaymentDeadlinePassed,
@@ -30,11 +33,15 @@ __all__ = [
     "CONFLICT",
     "DUPLICATE",
     "NO_SAGA",
+    "OPERATOR_TRIGGERS",
     "ORPHAN_REFUND",
     "REJECTED_PAIRS",
     "SAME",
     "TABLE",
     "TRIGGERS",
+    "OperatorAbort",
+    "OperatorEvent",
+    "OperatorRetry",
     "Outcome",
     "Outgoing",
     "PaymentDeadlinePassed",
@@ -78,14 +85,18 @@ NO_SAGA = "(none)"  # pseudo-state: no saga exists for the order yet
 SAME = "="  # go to: stay where you are (an internal transition)
 SUB, RES, CON, FAIL = (s.value for s in SagaState)
 ANY_SAGA = (SUB, RES, CON, FAIL)
-# Triggers: the snake_case of the incoming message classes, plus the poller's internal event.
+# Triggers: the snake_case of the incoming message classes, plus the internal events of the
+# deadline poller and of operators (saga/operator.py).
 CHECKOUT = "checkout_started"
 STOCK_OK = "stock_reservation_completed"
 STOCK_FAIL = "stock_reservation_failed"
 PAID = "payment_completed"
 DECLINED = "payment_failed"
 DEADLINE = "payment_deadline_passed"
-TRIGGERS = (CHECKOUT, STOCK_OK, STOCK_FAIL, PAID, DECLINED, DEADLINE)
+ABORT = "operator_abort"
+RETRY = "operator_retry"
+OPERATOR_TRIGGERS = (ABORT, RETRY)
+TRIGGERS = (CHECKOUT, STOCK_OK, STOCK_FAIL, PAID, DECLINED, DEADLINE, *OPERATOR_TRIGGERS)
 CONFIRM = ("confirm_order", "deduct_stock", "clear_cart")
 FAIL_RESERVED = ("clear_deadline", "release_stock", "fail_order")
 DUPLICATE = ("ignore_duplicate",)
@@ -136,6 +147,13 @@ TABLE: tuple[Row, ...] = (
     Row("late_reservation",               (FAIL,),     STOCK_OK,   "",                   SAME,  ("record_reservations", "release_late_reservations")),
     Row("reservation_failure_repeated",   (FAIL,),     STOCK_FAIL, "",                   SAME,  DUPLICATE),
     Row("payment_failure_repeated",       (FAIL,),     DECLINED,   "",                   SAME,  DUPLICATE),
+    # Operators (saga/operator.py), on a saga that is not final. An abort fails it as a payment
+    # failure would; a reservation answered after it is released by late_reservation, a payment
+    # after it refunded by late_payment. A retry re-sends the awaited command under its first id.
+    Row("aborted_while_reserving",        (SUB,),      ABORT,      "",                   FAIL,  ("fail_order", "refund_any_early_payment")),
+    Row("aborted_while_paying",           (RES,),      ABORT,      "",                   FAIL,  FAIL_RESERVED),
+    Row("reservation_retried",            (SUB,),      RETRY,      "",                   SAME,  ("resend_reservation",)),
+    Row("payment_request_retried",        (RES,),      RETRY,      "",                   SAME,  ("resend_payment_request",)),
 )
 
 _NO_SAGA_YET = "no saga exists for this order; only CheckoutStarted creates one"
@@ -145,9 +163,15 @@ REJECTED_PAIRS: Mapping[tuple[str, str], str] = MappingProxyType({
     (NO_SAGA, PAID):       _NO_SAGA_YET + "; a human must refund this payment",
     (NO_SAGA, DECLINED):   _NO_SAGA_YET,
     (NO_SAGA, DEADLINE):   _NO_SAGA_YET,
+    (NO_SAGA, ABORT):      _NO_SAGA_YET,
+    (NO_SAGA, RETRY):      _NO_SAGA_YET,
     (SUB, DEADLINE):       "no payment deadline exists before stock is reserved",
     (RES, STOCK_FAIL):     "inventory already reported this order reserved",
     (CON, STOCK_FAIL):     "inventory already reported this order reserved, and it was sold",
+    (CON, ABORT):          "the saga is final (Confirmed): nothing to abort",
+    (FAIL, ABORT):         "the saga is final (Failed): nothing to abort",
+    (CON, RETRY):          "the saga is final (Confirmed): nothing to retry",
+    (FAIL, RETRY):         "the saga is final (Failed): nothing to retry",
 })
 """The pairs with no row, on purpose: each contradicts what the saga knows, so a human looks."""
 # fmt: on

@@ -30,6 +30,8 @@ from saga.machine import (
     CONFLICT,
     SAME,
     TABLE,
+    OperatorAbort,
+    OperatorRetry,
     Outcome,
     PaymentDeadlinePassed,
     SagaEvent,
@@ -60,6 +62,7 @@ from tests.unit.saga import (
 )
 
 S = SagaState
+RETRIES = ("reservation_retried", "payment_request_retried")
 PRICES = {i.sku: i.unit_price for i in checkout_started().items}
 M = TypeVar("M", bound=Message)
 EDGES = {
@@ -88,6 +91,8 @@ def event_for(kind: str, data: SagaData, now: datetime) -> SagaEvent:
         "declined_p1": declined(P1),
         "deadline": deadline_passed(deadline),
         "deadline_moved": deadline_passed(deadline - timedelta(seconds=1)),
+        "abort": OperatorAbort(data.order_id, "alice", "stuck"),
+        "retry": OperatorRetry(data.order_id, "alice", "stuck"),
     }
     return events[kind]
 
@@ -101,7 +106,7 @@ KINDS = st.sampled_from(
     [
         "checkout", "checkout_conflicting", "stock_ok", "stock_ok_other", "stock_ok_in_part", "stock_fail", "paid_p1",
         "paid_p2", "paid_p2_adjusted", "paid_wrong_amount", "paid_wrong_currency", "declined",
-        "declined_p1", "deadline", "deadline_moved",
+        "declined_p1", "deadline", "deadline_moved", "abort", "retry",
     ]
 )  # fmt: skip
 
@@ -113,8 +118,15 @@ class History:
     sent: list[Message] = field(default_factory=list)
     ids: list[UUID] = field(default_factory=list)
     payments: set[UUID] = field(default_factory=set)
+    resent: int = 0
 
     def record(self, result: StepResult) -> None:
+        if result.transition in RETRIES:
+            # A retry sends nothing new: exactly a command sent before, under the same id.
+            for command in result.commands:
+                assert command.message == self.sent[self.ids.index(command.message_id)]
+            self.resent += len(result.commands)
+            return
         for command in result.commands:
             self.sent.append(command.message)
             self.ids.append(command.message_id)
