@@ -21,13 +21,6 @@ from sqlalchemy.engine import make_url
 
 from contracts import CheckoutStarted
 from contracts.topics import all_topics, topic_for
-from ops.cli.admin import (
-    DATABASE_ENV,
-    DEFAULT_DATA_DIR,
-    STATE_FILE_NAME,
-    remove_dev_state,
-    write_dev_state,
-)
 from ops.cli.demo import (
     DEMO_CATALOG,
     DEMO_STOCK,
@@ -36,6 +29,15 @@ from ops.cli.demo import (
     seed_catalog,
 )
 from ops.cli.relay import StopSignals
+from ops.cli.stack import (
+    DATA_DIR_ENV,
+    DATABASE_ENV,
+    DEFAULT_DATA_DIR,
+    KAFKA_ENV,
+    STATE_FILE_NAME,
+    remove_dev_state,
+    write_dev_state,
+)
 from services.platform import migrate
 from services.platform.embedded import (
     EmbeddedKafka,
@@ -49,7 +51,6 @@ from services.platform.settings import Settings
 from services.platform.topics import ensure_topics
 from services.runtime import SERVICES, Runtime
 
-KAFKA_ENV = "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS"
 SESSION_TIMEOUT_ENV = "CHECKOUT_KAFKA__SESSION_TIMEOUT_MS"
 DATABASE_NAME = "checkout"
 DEFAULT_KAFKA_PORT = 9092
@@ -177,12 +178,23 @@ def _announce(
         if seeded
         else "stock:     not seeded; add some with `checkout-saga stock set SKU N`",
         f"state:     {infra.options.data_dir / STATE_FILE_NAME}",
+        *_other_commands(infra.options.data_dir),
         "publish a checkout (key = order id):",
         f"  echo '{line}' | kcat -P -b {kafka.bootstrap_servers} "
         f"-t {topic_for(CheckoutStarted)} -k {order_id}",
         f"  checkout-saga saga show {order_id}",
     ]
     typer.echo("\n".join(lines))
+
+
+def _other_commands(data_dir: Path) -> list[str]:
+    """How the other commands find this stack when it is not in the default data dir."""
+    if data_dir == DEFAULT_DATA_DIR:
+        return []
+    return [
+        f"other commands find this stack with `checkout-saga --data-dir {data_dir} ...` "
+        f"or `export {DATA_DIR_ENV}={data_dir}`"
+    ]
 
 
 def _left_out(names: Sequence[str]) -> list[str]:

@@ -8,17 +8,14 @@ import sys
 from collections.abc import Mapping
 
 from faststream import FastStream
-from pydantic import SecretStr
 
 from ops.admin.app import create_admin_app
-from ops.cli.admin import DATABASE_ENV, DEFAULT_DATA_DIR, dev_state
+from ops.cli import stack
 from services.platform.db import create_engine
 from services.platform.http_server import Listen, serve_asgi
 from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry
 from services.runtime import Runtime
-
-KAFKA_ENV = "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS"
 
 
 def admin_url(settings: Settings) -> str:
@@ -30,14 +27,7 @@ def standalone_settings(
     settings: Settings, port: int | None = None, environ: Mapping[str, str] = os.environ
 ) -> Settings:
     """The settings, pointed at a running `checkout-saga dev` for what the environment leaves out."""
-    state = dev_state(DEFAULT_DATA_DIR) or {}
-    update: dict[str, object] = {}
-    if not environ.get(DATABASE_ENV) and state.get("database_url"):
-        update["database_url"] = SecretStr(str(state["database_url"]))
-    if not environ.get(KAFKA_ENV) and state.get("bootstrap_servers"):
-        kafka = {"bootstrap_servers": str(state["bootstrap_servers"])}
-        update["kafka"] = settings.kafka.model_copy(update=kafka)
-    return on_port(settings.model_copy(update=update), port)
+    return on_port(stack.resolve(settings, environ=environ).settings, port)
 
 
 def on_port(settings: Settings, port: int | None) -> Settings:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from ops.bench.fleet import ServiceFleet, child_environ, fleet_commands
-from ops.cli.admin import DEFAULT_DATA_DIR, dev_state
+from ops.cli.stack import chosen_data_dir, dev_state
 from ops.devstack import DevOptions, Infrastructure, dev_settings
 from services.platform import migrate
 from services.platform.embedded import free_port
@@ -74,7 +74,7 @@ def running_stack() -> Settings | None:
         "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS"
     ):
         return Settings()
-    state = dev_state(DEFAULT_DATA_DIR)
+    state = dev_state(chosen_data_dir())
     if state is None:
         return None
     settings = Settings()

@@ -1,37 +1,29 @@
 """`checkout-saga stock ...` and `checkout-saga saga ...`: small admin reads and writes for walkthroughs.
 
-They talk to the database only (never Kafka). The URL is CHECKOUT_DATABASE_URL when set, else the
-one a running `checkout-saga dev` wrote to .checkout-saga/dev.json, else the settings default.
+They talk to the database only (never Kafka), the one ops/cli/stack.py finds: CHECKOUT_DATABASE_URL,
+else a running `checkout-saga dev`'s (see --data-dir), else the settings default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import psutil  # type: ignore[import-untyped, unused-ignore]
 import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from ops.cli import stack
 from saga import repository as saga_repo
 from saga.instance import SagaState
 from services.inventory import repository as inventory_repo
 from services.platform.db import connect_args
 from services.platform.settings import Settings
-
-DATABASE_ENV = "CHECKOUT_DATABASE_URL"
-DEFAULT_DATA_DIR = Path(".checkout-saga")
-"""`checkout-saga dev`'s default data dir (gitignored): PostgreSQL data, logs, its state file."""
-STATE_FILE_NAME = "dev.json"
-"""Written by a running `checkout-saga dev` into its data dir: its pid and unmasked URLs."""
 
 T = TypeVar("T")
 
@@ -41,49 +33,18 @@ saga_app = typer.Typer(help="Inspect checkout sagas.", no_args_is_help=True)
 
 def database_url() -> str:
     """The database to talk to: environment, else a running dev stack's state file, else default."""
-    if os.environ.get(DATABASE_ENV):
-        return Settings().database_url.get_secret_value()
-    state = dev_state(DEFAULT_DATA_DIR)
-    if state is not None:
-        return str(state["database_url"])
-    return Settings().database_url.get_secret_value()
-
-
-def dev_state(data_dir: Path) -> dict[str, Any] | None:
-    """The state file of a `checkout-saga dev` that is still running, else None."""
-    path = data_dir / STATE_FILE_NAME
-    try:
-        state: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    # A dev stack killed with SIGKILL leaves its file behind; its URLs lead nowhere.
-    pid = state.get("pid")
-    alive = isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
-    return state if alive else None
-
-
-def write_dev_state(data_dir: Path, state: dict[str, Any]) -> None:
-    """Record a running dev stack (its pid and URLs) for the other commands and scripts."""
-    path = data_dir / STATE_FILE_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # 0600: a URL from the environment may carry a password.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        json.dump(state, file, indent=2)
-
-
-def remove_dev_state(data_dir: Path) -> None:
-    """Forget the dev stack of data_dir (it is stopping)."""
-    (data_dir / STATE_FILE_NAME).unlink(missing_ok=True)
+    return stack.resolve(Settings()).settings.database_url.get_secret_value()
 
 
 def run_on_database(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction of a short-lived engine; a clear exit 2 if unreachable."""
-    url = database_url()
+    found = stack.resolve(Settings())
+    url = found.settings.database_url.get_secret_value()
+    typer.echo(found.describe(), err=True)
 
     async def main() -> T:
         # One short command: no pool to keep, so nothing outlives the call.
-        tls = connect_args(Settings().database_tls)
+        tls = connect_args(found.settings.database_tls)
         engine = create_async_engine(url, poolclass=NullPool, connect_args=tls)
         try:
             async with engine.begin() as conn:
@@ -98,7 +59,7 @@ def run_on_database(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         reason = exc.orig if isinstance(exc, DBAPIError) else exc
         where = make_url(url).render_as_string(hide_password=True)
         typer.echo(f"database {where}: {reason}", err=True)
-        typer.echo(f"(set {DATABASE_ENV}, or start `checkout-saga dev` here)", err=True)
+        typer.echo(stack.hint(), err=True)
         raise typer.Exit(2) from None
 
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+import logging
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
+from aiokafka.errors import KafkaError
 
+from ops.cli import stack
 from services.platform.dlq import DeadLetter, DeadLetterFilter, read_dead_letters, replay
-from services.platform.settings import Settings
+from services.platform.settings import KafkaSettings, Settings
+
+T = TypeVar("T")
 
 dlq_app = typer.Typer(
     help=(
@@ -28,8 +34,33 @@ ErrorOpt = Annotated[
 ]
 
 
-def _letters(where: DeadLetterFilter) -> list[DeadLetter]:
-    return asyncio.run(read_dead_letters(Settings().kafka, where))
+def _kafka() -> KafkaSettings:
+    """The broker of the stack this command talks to (said on stderr)."""
+    found = stack.resolve(Settings())
+    typer.echo(found.describe(), err=True)
+    return found.settings.kafka
+
+
+def _on_broker(kafka: KafkaSettings, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` against the broker; one line saying what to do when it cannot be reached."""
+    # aiokafka logs each failed connection attempt itself; the one line below says it all.
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(work)
+    except (KafkaError, OSError) as exc:
+        kind, text = type(exc).__name__, str(exc)
+        reason = text if text.startswith(kind) else f"{kind}: {text}"
+        typer.echo(f"kafka {kafka.bootstrap_servers}: {reason}", err=True)
+        typer.echo(stack.hint(), err=True)
+        raise typer.Exit(2) from None
+    finally:
+        client_log.setLevel(level)
+
+
+def _letters(kafka: KafkaSettings, where: DeadLetterFilter) -> list[DeadLetter]:
+    return _on_broker(kafka, read_dead_letters(kafka, where))
 
 
 @dlq_app.command("list")
@@ -43,7 +74,7 @@ def list_(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """List dead letters (each once, oldest first per partition)."""
-    letters = _letters(DeadLetterFilter(topic, service, error, message_id))
+    letters = _letters(_kafka(), DeadLetterFilter(topic, service, error, message_id))
     if as_json:
         typer.echo(json.dumps([letter.summary() for letter in letters], indent=2))
         return
@@ -76,9 +107,10 @@ def replay_(
     """
     if (message_id is None) == (not all_):
         raise typer.BadParameter("give a MESSAGE_ID or --all (with optional filters), not both")
-    letters = _letters(DeadLetterFilter(topic, service, error, message_id))
+    kafka = _kafka()
+    letters = _letters(kafka, DeadLetterFilter(topic, service, error, message_id))
     if message_id is not None and not letters:
         typer.echo(f"no dead letter with id {message_id}", err=True)
         raise typer.Exit(1)
-    sent = asyncio.run(replay(Settings().kafka, letters))
+    sent = _on_broker(kafka, replay(kafka, letters))
     typer.echo(f"replayed {sent} dead letter(s)")

@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 
 from ops.bench.groups import GroupPolicy
-from ops.cli.admin import DEFAULT_DATA_DIR, saga_app, stock_app
+from ops.cli.admin import saga_app, stock_app
 from ops.cli.catalog import catalog_cli
 from ops.cli.dlq import dlq_app
 from ops.cli.outbox import outbox_app
+from ops.cli.stack import DATA_DIR_ENV, choose_data_dir, chosen_data_dir
 from services.platform.settings import Settings
 from services.platform.telemetry.logs import configure_logging
 
@@ -28,6 +29,24 @@ cli.add_typer(saga_app, name="saga")
 cli.add_typer(catalog_cli, name="catalog")
 cli.add_typer(dlq_app, name="dlq")
 cli.add_typer(outbox_app, name="outbox")
+
+
+@cli.callback()
+def _root(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar=DATA_DIR_ENV,
+            help=(
+                "The data dir of a `checkout-saga dev` stack: `dev` keeps its data there, every "
+                "other command talks to the stack running from it (default .checkout-saga)."
+            ),
+        ),
+    ] = None,
+) -> None:
+    """Event-driven checkout saga over Kafka and PostgreSQL."""
+    choose_data_dir(data_dir)
 
 
 def _settings() -> Settings:
@@ -109,8 +128,14 @@ _DEV_HELP = (
 @cli.command(help=_DEV_HELP, short_help="Run the whole product here, on embedded servers.")
 def dev(
     data_dir: Annotated[
-        Path, typer.Option(help="PostgreSQL data, logs and the dev.json state file.")
-    ] = DEFAULT_DATA_DIR,
+        Path | None,
+        typer.Option(
+            help=(
+                "PostgreSQL data, logs and the dev.json state file (default: the root "
+                f"--data-dir, ${DATA_DIR_ENV}, or .checkout-saga)."
+            )
+        ),
+    ] = None,
     without: Annotated[
         list[str] | None,
         typer.Option(
@@ -130,7 +155,8 @@ def dev(
         services_to_run(without or ())
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--without") from None
-    run_dev(DevOptions(data_dir, tuple(without or ()), seed, kafka_port))
+    chosen = data_dir if data_dir is not None else chosen_data_dir()
+    run_dev(DevOptions(chosen, tuple(without or ()), seed, kafka_port))
 
 
 @cli.command()

@@ -129,8 +129,9 @@ async def read_dead_letters(
         enable_auto_commit=False,
         **security_kwargs(kafka),
     )
-    await consumer.start()
     try:
+        # A start that fails (no broker) still leaves a client behind: stop it in any case.
+        await consumer.start()
         letters = await _read_topic(consumer)
     finally:
         await consumer.stop()

@@ -111,17 +111,16 @@ async def _publish(bootstrap: str, order_id: str) -> None:
         await producer.stop()
 
 
-def _saga_show(database_url: str, order_id: str) -> str:
-    env = {**clean_environ(), "CHECKOUT_DATABASE_URL": database_url}
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.cli", "saga", "show", order_id],
+def _command(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Another command pointed at the dev stack by its data dir only (no URL in the environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", "--data-dir", str(data_dir), *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=clean_environ(),
         capture_output=True,
         text=True,
         timeout=60,
     )
-    return result.stdout
 
 
 def test_dev_runs_a_checkout_on_a_bare_machine_and_stops_clean(dev: DevProcess) -> None:
@@ -135,9 +134,15 @@ def test_dev_runs_a_checkout_on_a_bare_machine_and_stops_clean(dev: DevProcess) 
     order_id = str(uuid.uuid4())
     run_blocking(_publish(bootstrap, order_id))
     deadline = time.monotonic() + CONFIRM_TIMEOUT_S
-    while "Confirmed" not in (shown := _saga_show(database_url, order_id)):
+    while "Confirmed" not in (shown := _command(dev.data_dir, "saga", "show", order_id).stdout):
         assert time.monotonic() < deadline, f"not confirmed: {shown}\n{dev}"
         time.sleep(0.5)
+    # The other commands found that stack by its data dir alone, and say so.
+    letters = _command(dev.data_dir, "dlq", "list")
+    assert letters.returncode == 0, letters.stderr
+    assert letters.stdout.strip().endswith("dead letter(s)"), letters.stdout
+    assert f"the `checkout-saga dev` in {dev.data_dir}" in letters.stderr, letters.stderr
+    assert f"kafka {bootstrap}" in letters.stderr, letters.stderr
 
     dev.proc.send_signal(signal.SIGINT)
     assert dev.proc.wait(60) == 0, str(dev)

@@ -299,7 +299,7 @@ async def test_saga_list_shows_live_sagas(
         CliRunner().invoke, saga_app, ["list", "--state", "Confirmed", "--limit", "10000", "--json"]
     )
     assert result.exit_code == 0, result.output
-    listed = {saga["id"]: saga["state"] for saga in json.loads(result.output)}
+    listed = {saga["id"]: saga["state"] for saga in json.loads(result.stdout)}
     assert listed[str(start.order_id)] == "Confirmed"
 
 

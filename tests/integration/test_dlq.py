@@ -48,7 +48,7 @@ def _cli(kafka: KafkaSettings, *args: str) -> str:
     env = {"CHECKOUT_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers}
     result = CliRunner().invoke(dlq_app, list(args), env=env)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 async def _stale_payment(producer: AIOKafkaProducer, start: CheckoutStarted) -> uuid.UUID:

@@ -67,7 +67,7 @@ async def test_status_counts_due_delayed_and_sent_rows_and_flags_a_stall(
 
     result = await asyncio.to_thread(_status, database_url, str(table.schema), "--json")
     assert result.exit_code == 1, result.output  # a due row waited two minutes: stalled
-    [found] = json.loads(result.output)
+    [found] = json.loads(result.stdout)
     assert (found["due"], found["delayed"], found["sent"]) == (2, 1, 3)
     assert 119 <= found["oldest_due_age_s"] < 600
     assert found["last_sent_at"] is not None
@@ -78,6 +78,6 @@ async def test_status_counts_due_delayed_and_sent_rows_and_flags_a_stall(
         )
     result = await asyncio.to_thread(_status, database_url, str(table.schema))
     assert result.exit_code == 0, result.output
-    [header, line] = result.output.splitlines()
+    [header, line] = result.stdout.splitlines()
     assert header.split()[:3] == ["SCHEMA", "DUE", "DELAYED"]
     assert line.split()[:5] == [str(table.schema), "0", "0", "0.0s", "6"]
