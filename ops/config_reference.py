@@ -89,8 +89,10 @@ DESCRIPTIONS: dict[str, str] = {
     "CHECKOUT_RELAY__SENT_RETENTION_S": "Seconds sent outbox rows are kept before the purge "
     "(default 24 h).",
     "CHECKOUT_RELAY__INBOX_RETENTION_S": "Seconds processed message ids are kept for duplicate "
-    "detection (default 7 days); must exceed any redelivery window.",
-    "CHECKOUT_RELAY__PURGE_INTERVAL_S": "Seconds between purges of old outbox and inbox rows.",
+    "detection (default 7 days); must exceed any redelivery window. The journal (the checkout "
+    "timeline's rows) is kept as long.",
+    "CHECKOUT_RELAY__PURGE_INTERVAL_S": "Seconds between purges of old outbox, inbox and journal "
+    "rows.",
     "CHECKOUT_KAFKA__IDLE_FETCH_MAX_WAIT_MS": "Fetch wait of a consumer that has seen no record for "
     "KAFKA__IDLE_AFTER_S: fewer empty polls while idle, at the cost of that much latency for the "
     "first record after a quiet spell (see docs/performance.md).",

@@ -28,6 +28,7 @@ from saga.machine import (
 )
 from saga.repository import StoredSaga
 from saga.working_set import WorkingSet
+from services.platform import journal
 from services.platform.consumer import ConflictError, RejectedMessageError
 from services.platform.outbox import OutboxMessage
 from services.platform.telemetry import scope
@@ -88,10 +89,12 @@ class SagaHandler:
             refunded = working.refunded_orphans(event.order_id)
             result = machine.start(event, now, self.policy, refunded)
             record_step(None, result, event, now)
+            journal.note(transition_text(NO_SAGA, result))
         else:
             data = _knowing(saga.data, working.refunded_orphans(event.order_id))
             result = machine.step(saga.state, data, event, now, self.policy)
             record_step(saga, result, event, now)
+            journal.note(transition_text(saga.state.value, result))
             _check(result, event.order_id)
             if result.anomaly:
                 log.error(
@@ -130,7 +133,9 @@ class SagaHandler:
         """Give back a payment whose saga never came within the grace (machine.refund_orphan)."""
         if payment.payment_id in working.refunded_orphans(payment.order_id):
             scope.observe(lambda m: m.transitions.labels(ORPHAN_REFUND, "duplicate").inc())
+            journal.note(f"{ORPHAN_REFUND}: {NO_SAGA}, payment already refunded")
             return []
+        journal.note(f"{ORPHAN_REFUND}: {NO_SAGA}, no saga within the grace: payment refunded")
         working.refund_orphan(payment.order_id, payment.payment_id)
         log.warning(
             "payment for an order without a saga refunded",
@@ -164,6 +169,16 @@ def _check(result: StepResult, order_id: object) -> None:
             "saga rejected a message", extra={"order_id": str(order_id), "reason": result.reason}
         )
         raise RejectedMessageError(result.reason or "rejected by the saga")
+
+
+def transition_text(before: str, result: StepResult) -> str:
+    """The step as the journal tells it: "stock_reserved: Submitted → StockReserved", or why not."""
+    row = result.transition or "unknown"
+    if result.outcome is Outcome.REJECTED:
+        return f"rejected in {before}: {result.reason}"
+    if result.outcome is Outcome.DUPLICATE:
+        return f"{row}: {before}, unchanged ({result.reason or 'duplicate'})"
+    return f"{row}: {before} → {result.state.value}"
 
 
 def record_step(

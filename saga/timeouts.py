@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,11 +23,11 @@ from contracts.topics import topic_for
 from saga import machine
 from saga import repository as repo
 from saga.deadline_gate import ReleaseBoard, Snapshot
-from saga.handlers import record_step
+from saga.handlers import record_step, transition_text
 from saga.instance import FINAL_STATES
-from saga.machine import Outcome, PaymentDeadlinePassed, SagaPolicy
+from saga.machine import Outcome, PaymentDeadlinePassed, SagaPolicy, StepResult
 from saga.repository import StoredSaga
-from services.platform import outbox
+from services.platform import journal, outbox
 from services.platform.consumer import Mailbox
 from services.platform.outbox import OutboxMessage
 from services.platform.progress import GroupProgress
@@ -130,6 +131,25 @@ async def _fire(
         mailbox.outbox,
         [OutboxMessage.of(c.message, message_id=c.message_id) for c in result.commands],
         mailbox.lanes,
+        [_journaled(saga, deadline, result)],
+    )
+
+
+_DEADLINE_NAMESPACE = uuid.UUID("5f0c7a2e-8b1d-4c39-9e64-2a7d3b9c1f08")
+
+
+def _journaled(saga: StoredSaga, deadline: datetime, result: StepResult) -> journal.Consumed:
+    """The deadline as the journal's 'in' row: an event the saga raised itself, not consumed.
+
+    Its id derives from the order and the deadline: one deadline, one id, like a message's.
+    """
+    return journal.Consumed(
+        correlation_id=str(saga.id),
+        message_id=uuid.uuid5(_DEADLINE_NAMESPACE, f"{saga.id}:{deadline.isoformat()}"),
+        message_type=PaymentDeadlinePassed.__name__,
+        topic=journal.INTERNAL_TOPIC,
+        outcome=result.outcome.value,
+        detail=transition_text(saga.state.value, result),
     )
 
 

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contracts import MessageHeaders
 from contracts.codec import Decoded, InvalidMessageError, check_headers, check_key, decode
-from services.platform import inbox, outbox
+from services.platform import inbox, journal, outbox
 from services.platform.delivery import (
     BatchHooks,
     ConflictError,
@@ -219,9 +220,7 @@ class Consumer:
 
         A trial is a whole slot's attempt: if it fails, its records are handled again.
         """
-        letters = [
-            dead_letter(i.delivery, i.error, 1, self.service) for i in items if i.error is not None
-        ]
+        produced, consumed = self._unreadable(items)
         # Observations the handlers make count only if this transaction commits (in a trial,
         # even a rejection's: the records' re-run counts it).
         with scope.transaction(trial=trial):
@@ -230,15 +229,28 @@ class Consumer:
                 hooks = _hooks(fresh)
                 for hook, batch in hooks:
                     await hook.before_batch(conn, batch)
-                produced: list[OutboxMessage] = []
                 for item in fresh:
-                    produced += await self._handle(conn, item)
+                    before = len(produced)
+                    with journal.noting() as notes:
+                        produced += await self._handle(conn, item)
+                    consumed.append(_entry(item, Outcome.APPLIED, journal.detail_of(notes), before))
                 for hook, _ in hooks:
                     await hook.after_batch(conn)
+                consumed += _duplicates(items, fresh, len(produced))
                 await outbox.write(
-                    conn, self.mailbox.outbox, letters + produced, self.mailbox.lanes
+                    conn, self.mailbox.outbox, produced, self.mailbox.lanes, consumed
                 )
         self._settle(items, {id(i) for i in fresh})
+
+    def _unreadable(self, items: list[_Item]) -> tuple[list[OutboxMessage], list[journal.Consumed]]:
+        """The dead letters of the records that could not be read, and their journal rows."""
+        letters: list[OutboxMessage] = []
+        consumed: list[journal.Consumed] = []
+        for item in items:
+            if item.error is not None:
+                consumed.append(_entry(item, Outcome.DEAD_LETTERED, item.error, len(letters)))
+                letters.append(dead_letter(item.delivery, item.error, 1, self.service))
+        return letters, consumed
 
     async def _claim_fresh(self, conn: AsyncConnection, items: list[_Item]) -> list[_Item]:
         """The items to apply: decoded, first of their id in the batch, not in the inbox yet."""
@@ -299,8 +311,9 @@ class Consumer:
     async def _dead_letter(self, item: _Item, reason: str, attempts: int) -> None:
         """Park a record that can never apply; not claimed, so a replay of it can apply."""
         letter = dead_letter(item.delivery, reason, attempts, self.service)
+        entry = _entry(item, Outcome.DEAD_LETTERED, reason, 0)
         async with self.engine.begin() as conn:
-            await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes)
+            await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes, [entry])
         self._log_rejected(item.delivery, reason)
         item.outcome = Outcome.DEAD_LETTERED
         self._count(Outcome.DEAD_LETTERED, item.route.message_type)
@@ -317,6 +330,41 @@ def _hooks(items: list[_Item]) -> list[tuple[BatchHooks, list[Decoded]]]:
         if hooks is not None and item.decoded is not None:
             found.setdefault(id(hooks), (hooks, []))[1].append(item.decoded)
     return list(found.values())
+
+
+def _duplicates(items: list[_Item], fresh: list[_Item], before: int) -> list[journal.Consumed]:
+    """'in' rows of the decoded records not applied: in the inbox already, or twice in the batch."""
+    applied = {id(i) for i in fresh}
+    return [
+        _entry(i, Outcome.DUPLICATE, None, before)
+        for i in items
+        if i.decoded is not None and id(i) not in applied
+    ]
+
+
+def _entry(item: _Item, outcome: Outcome, detail: str | None, before: int) -> journal.Consumed:
+    """The journal's 'in' row of a record: keyed like the record, its envelope's id when read."""
+    delivery, envelope = item.delivery, item.decoded.envelope if item.decoded else None
+    key = delivery.key
+    if key is None:  # refused for it, but still this checkout's if its envelope says so
+        key = str(envelope.correlation_id) if envelope else ""
+    return journal.Consumed(
+        correlation_id=journal.cut(key),
+        message_id=envelope.message_id if envelope else _header_id(delivery),
+        message_type=item.route.message_type,
+        topic=delivery.topic,
+        outcome=outcome.value,
+        detail=journal.cut(detail) if detail else None,
+        before=before,
+    )
+
+
+def _header_id(delivery: Delivery) -> uuid.UUID:
+    """An unreadable record's id as its header says, else the nil UUID (it has none to give)."""
+    try:
+        return uuid.UUID(delivery.headers.get(MessageHeaders.MESSAGE_ID, ""))
+    except ValueError:
+        return uuid.UUID(int=0)
 
 
 def _decoded(delivery: Delivery, route: Route) -> _Item:

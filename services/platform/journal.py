@@ -7,6 +7,12 @@ committed; it is purged with the inbox's retention.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
 from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, Table, Text, Uuid, func
 
 
@@ -32,3 +38,67 @@ def journal_table(metadata: MetaData, schema: str) -> Table:
         Index(f"ix_{schema}_journal_recorded_at", "recorded_at"),
         schema=schema,
     )
+
+
+IN, OUT = "in", "out"
+"""Directions: a consumed record, a message written to the outbox."""
+PRODUCED = "produced"
+"""The outcome of every 'out' row; 'in' rows take the consumer's Outcome values."""
+INTERNAL_TOPIC = "(internal)"
+"""The topic of an event a service raised itself (the saga's payment deadline), not consumed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """One consumed record as its 'in' row tells it, placed among the transaction's 'out' rows.
+
+    `before` is how many of the transaction's outbox messages precede it: the messages its
+    handler wrote follow it, so one checkout's rows read as cause, then effects.
+    """
+
+    correlation_id: str
+    message_id: uuid.UUID
+    message_type: str
+    topic: str
+    outcome: str
+    detail: str | None = None
+    before: int = 0
+
+
+_notes: ContextVar[list[str] | None] = ContextVar("journal_notes", default=None)
+
+
+def note(text: str) -> None:
+    """Attach a note (the saga's transition, say) to the record being handled, if any is.
+
+    The consumer journals the notes of a record as the detail of its 'in' row; outside a
+    consumer (a test calling a handler directly) the note goes nowhere.
+    """
+    notes = _notes.get()
+    if notes is not None:
+        notes.append(text)
+
+
+@contextmanager
+def noting() -> Iterator[list[str]]:
+    """Collect the notes made inside the block (the consumer wraps each handler call in one)."""
+    notes: list[str] = []
+    token = _notes.set(notes)
+    try:
+        yield notes
+    finally:
+        _notes.reset(token)
+
+
+def detail_of(notes: Sequence[str]) -> str | None:
+    """The 'in' row's detail from a record's notes: None when nothing was said."""
+    return cut("; ".join(notes)) if notes else None
+
+
+def cut(text: str) -> str:
+    """A detail as kept: short enough to read, without NUL (PostgreSQL text cannot hold it)."""
+    return text[:_DETAIL_LIMIT].replace("\x00", "\ufffd")
+
+
+_DETAIL_LIMIT = 1000
+"""A detail is for reading, like a dead letter's error header (cut at the same length)."""

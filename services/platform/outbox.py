@@ -28,10 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts import Envelope, Message
+from contracts import Envelope, Message, MessageHeaders
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
-from services.platform import sql
+from services.platform import journal, sql
 
 NOTIFY_CHANNEL = "checkout_outbox"
 """LISTEN/NOTIFY channel the outbox trigger signals; the payload is the schema name."""
@@ -99,24 +99,42 @@ class OutboxMessage:
 
 @functools.cache
 def _insert_statement(schema: str, name: str) -> str:
-    # unnest keeps the rows in the given order (WITH ORDINALITY makes it explicit), so ids, and
-    # with them the relay's publishing order per key, follow the order of the messages.
+    # One round trip writes the outbox rows and the journal's rows of the transaction: the 'in'
+    # rows of what it consumed and an 'out' row per outbox row. unnest keeps the rows in the
+    # given order (WITH ORDINALITY makes it explicit), so ids, and with them the relay's
+    # publishing order per key and the journal's order, follow the order given. An 'out' row is
+    # kept only for a message that really became an outbox row (a replay's copy is skipped).
     return (
-        f"INSERT INTO {schema}.{name} "
+        f"WITH o AS (INSERT INTO {schema}.{name} "
         "(message_id, topic, message_key, lane, payload, headers, available_at) "
         "SELECT m, t, k, l, p, CAST(h AS jsonb), coalesce(a, now()) FROM unnest("
         "$1::uuid[], $2::text[], $3::text[], $4::int2[], $5::bytea[], $6::text[], "
         "$7::timestamptz[]) WITH ORDINALITY AS u(m, t, k, l, p, h, a, n) "
-        "ORDER BY n ON CONFLICT (message_id) DO NOTHING"
+        "ORDER BY n ON CONFLICT (message_id) DO NOTHING RETURNING message_id) "
+        f"INSERT INTO {schema}.journal "
+        "(correlation_id, message_id, message_type, topic, direction, outcome, detail) "
+        "SELECT c, m, y, t, d, r, x FROM unnest("
+        "$8::text[], $9::uuid[], $10::text[], $11::text[], $12::text[], $13::text[], "
+        "$14::text[]) WITH ORDINALITY AS j(c, m, y, t, d, r, x, n) "
+        f"WHERE d = '{journal.IN}' OR m IN (SELECT message_id FROM o) ORDER BY n"
     )
 
 
 async def write(
-    conn: AsyncConnection, table: Table, messages: Sequence[OutboxMessage], lanes: int
+    conn: AsyncConnection,
+    table: Table,
+    messages: Sequence[OutboxMessage],
+    lanes: int,
+    consumed: Sequence[journal.Consumed] = (),
 ) -> None:
-    """Insert messages in order, in one round trip; ids already written (a replay) are skipped."""
-    if not messages:
+    """Insert messages in order and journal them with what was consumed, in one round trip.
+
+    Ids already written (a replay) are skipped, and so is their journal row. `consumed` are the
+    transaction's 'in' rows, each placed before the messages from its `before` on.
+    """
+    if not messages and not consumed:
         return
+    rows = _journal_rows(messages, consumed)
     await sql.execute(
         conn,
         _insert_statement(str(table.schema), table.name),
@@ -127,7 +145,44 @@ async def write(
         [m.payload for m in messages],
         [json.dumps(m.headers) for m in messages],
         [m.available_at for m in messages],
+        *(list(column) for column in zip(*rows, strict=True)),
     )
+
+
+_JournalRow = tuple[str, uuid.UUID, str, str, str, str, str | None]
+
+
+def _journal_rows(
+    messages: Sequence[OutboxMessage], consumed: Sequence[journal.Consumed]
+) -> list[_JournalRow]:
+    """The journal's rows in order: each consumed record just before the messages it caused."""
+    waiting = sorted(consumed, key=lambda c: c.before)  # stable: records keep their order
+    rows: list[_JournalRow] = []
+    at = 0
+    for index, message in enumerate(messages):
+        while at < len(waiting) and waiting[at].before <= index:
+            rows.append(_in_row(waiting[at]))
+            at += 1
+        rows.append(_out_row(message))
+    rows.extend(_in_row(c) for c in waiting[at:])
+    return rows
+
+
+def _in_row(c: journal.Consumed) -> _JournalRow:
+    return (
+        c.correlation_id,
+        c.message_id,
+        c.message_type,
+        c.topic,
+        journal.IN,
+        c.outcome,
+        c.detail,
+    )
+
+
+def _out_row(m: OutboxMessage) -> _JournalRow:
+    message_type = m.headers.get(MessageHeaders.MESSAGE_TYPE, "")
+    return (m.key, m.message_id, message_type, m.topic, journal.OUT, journal.PRODUCED, None)
 
 
 @dataclass(frozen=True, slots=True)

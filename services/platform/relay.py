@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.platform.inbox import inbox_table
+from services.platform.journal import journal_table
 from services.platform.outbox import NOTIFY_CHANNEL, outbox_table
 from services.platform.settings import RelaySettings
 
@@ -73,6 +74,7 @@ class _Schema:
     name: str
     outbox: Table
     inbox: Table
+    journal: Table
     lock_key: int
     due: Select[Any] = field(init=False)
     mark_sent: TextClause = field(init=False)
@@ -115,7 +117,13 @@ class Relay:
     def __post_init__(self) -> None:
         metadata = MetaData()
         self._schemas = {
-            s: _Schema(s, outbox_table(metadata, s), inbox_table(metadata, s), _lock_key(s))
+            s: _Schema(
+                s,
+                outbox_table(metadata, s),
+                inbox_table(metadata, s),
+                journal_table(metadata, s),
+                _lock_key(s),
+            )
             for s in self.schemas
         }
         # Each schema has its own loop, dirty lanes and wake-up: a schema's pass waiting for
@@ -285,7 +293,7 @@ class Relay:
             self._wake[schema].set()
 
     async def purge(self) -> int:
-        """Delete sent rows and inbox ids older than their retention; returns rows deleted."""
+        """Delete sent rows, inbox ids and journal rows older than their retention; rows deleted."""
         removed = 0
         async with self.engine.begin() as conn:
             for schema in self._schemas.values():
@@ -301,7 +309,14 @@ class Relay:
                         < func.now() - _seconds(self.settings.inbox_retention_s)
                     )
                 )
-                removed += sent.rowcount + seen.rowcount
+                # The journal tells what the inbox kept: it goes with the same retention.
+                told = await conn.execute(
+                    delete(schema.journal).where(
+                        schema.journal.c.recorded_at
+                        < func.now() - _seconds(self.settings.inbox_retention_s)
+                    )
+                )
+                removed += sent.rowcount + seen.rowcount + told.rowcount
         self.stats.purged += removed
         return removed
 

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.platform import outbox
 from services.platform.embedded import create_topics
 from services.platform.inbox import inbox_table
+from services.platform.journal import journal_table
 from services.platform.outbox import NOTIFY_CHANNEL, OutboxMessage, outbox_table
 from services.platform.relay import Producer, Relay
 from services.platform.settings import RelaySettings
@@ -55,6 +56,7 @@ class Mailbox:
     schema: str
     outbox: Table
     inbox: Table
+    journal: Table
 
 
 def _trigger_sql(schema: str) -> list[str]:
@@ -91,7 +93,12 @@ async def mailbox(engine: AsyncEngine) -> AsyncIterator[Mailbox]:
     """relaytest_<hex>: not a service schema, so the running stack's relays never touch it."""
     schema = f"relaytest_{secrets.token_hex(4)}"
     metadata = MetaData()
-    box = Mailbox(schema, outbox_table(metadata, schema), inbox_table(metadata, schema))
+    box = Mailbox(
+        schema,
+        outbox_table(metadata, schema),
+        inbox_table(metadata, schema),
+        journal_table(metadata, schema),
+    )
     async with engine.begin() as conn:
         await conn.execute(text(f"CREATE SCHEMA {schema}"))
         await conn.run_sync(metadata.create_all)
@@ -108,7 +115,11 @@ async def mailbox(engine: AsyncEngine) -> AsyncIterator[Mailbox]:
 async def clean(engine: AsyncEngine, mailbox: Mailbox) -> Mailbox:
     """The mailbox emptied, so a test's relay sees only that test's rows."""
     async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {mailbox.schema}.outbox, {mailbox.schema}.inbox"))
+        await conn.execute(
+            text(
+                f"TRUNCATE {mailbox.schema}.outbox, {mailbox.schema}.inbox, {mailbox.schema}.journal"
+            )
+        )
     return mailbox
 
 
@@ -497,6 +508,22 @@ async def test_purge_removes_old_sent_rows_and_old_inbox_ids_only(
     assert remaining == {new_sent.message_id, old_unsent.message_id, new_unsent.message_id}
     assert await _remaining(engine, clean.inbox) == {new_seen}
     assert relay.stats.purged == 2
+
+
+async def test_purge_removes_journal_rows_older_than_the_inbox_retention_only(
+    engine: AsyncEngine, clean: Mailbox
+) -> None:
+    old, new = _message("t", "k", 0), _message("t", "k", 1)
+    await _write(engine, clean, [old, new])  # one 'out' row each, never sent
+    await _age(engine, clean.journal, "recorded_at", [old.message_id])
+
+    settings = _settings(sent_retention_s=3600, inbox_retention_s=7 * 24 * 3600)
+    relay = Relay(engine, _NeverProducer(), [clean.schema], settings)
+    assert await relay.purge() == 1
+
+    assert await _remaining(engine, clean.journal) == {new.message_id}
+    # The outbox rows are untouched: unsent, they are owed to Kafka whatever the journal says.
+    assert await _remaining(engine, clean.outbox) == {old.message_id, new.message_id}
 
 
 # --- broker failures -----------------------------------------------------------------------------
