@@ -30,7 +30,7 @@ FINAL = ("Confirmed", "Failed")
 
 
 def checkout_json(order_id: str, sku: str, quantity: int, unit_price: str) -> bytes:
-    """A CheckoutStarted exactly as the README documents the wire format."""
+    """A CheckoutStarted exactly as docs/wire.md documents the wire format."""
     envelope = {
         "message_id": str(uuid.uuid4()),
         "message_type": "CheckoutStarted",

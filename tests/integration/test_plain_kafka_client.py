@@ -1,4 +1,4 @@
-"""A client that knows only the README and the AsyncAPI document: raw JSON, no contracts package.
+"""A client that knows only docs/wire.md and the AsyncAPI document: raw JSON, no contracts package.
 
 It publishes a two-vendor `CheckoutStarted` with policy `partial` and reads the per-vendor
 outcomes and the one `checkout_group_completed` from the topics, as another team's service would.
@@ -30,7 +30,7 @@ TIMEOUT_S = 60.0
 
 
 def _checkout_started(group_id: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """The envelope exactly as the README shows it, with vendors on the lines."""
+    """The envelope exactly as docs/wire.md shows it, with vendors on the lines."""
     return {
         "message_id": str(uuid.uuid4()),
         "message_type": "CheckoutStarted",

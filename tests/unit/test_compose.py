@@ -347,9 +347,9 @@ def test_named_volumes_are_declared_and_ports_stay_on_loopback(compose: dict[str
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port} open to the network"
 
 
-def test_readme_gives_the_host_command_for_this_stack() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Production with Docker Compose", 1)[1].split("\n## ", 1)[0]
+def test_deployment_docs_give_the_host_command_for_this_stack() -> None:
+    page = (ROOT / "docs" / "deployment.md").read_text()
+    section = page.split("## Production with Docker Compose", 1)[1].split("\n## ", 1)[0]
     assert "docker compose up" in section
     url = "postgresql+asyncpg://checkout:checkout@127.0.0.1:5433/checkout"
     assert f"CHECKOUT_DATABASE_URL={url}" in section
