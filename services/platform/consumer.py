@@ -63,6 +63,9 @@ __all__ = [
 
 log = logging.getLogger("checkout_saga.consumer")
 
+UNREADABLE = "(unreadable)"
+"""The type logged, counted and journaled for a record that is no message (e.g. malformed JSON)."""
+
 
 @dataclass(slots=True)
 class _Item:
@@ -282,10 +285,10 @@ class Consumer:
         for item in items:
             if item.decoded is None:
                 item.outcome = Outcome.DEAD_LETTERED
-                self._log_rejected(item.delivery, item.error or "invalid")
+                self._log_rejected(item, item.error or "invalid")
             else:
                 item.outcome = Outcome.APPLIED if id(item) in fresh else Outcome.DUPLICATE
-            self._count(item.outcome, item.route.message_type)
+            self._count(item.outcome, _type_of(item))
         self.telemetry.metrics.batches.labels(self.service).observe(len(items))
 
     def _observed(self, delivery: Delivery, message_type: str) -> ContextManager[Span | None]:
@@ -314,12 +317,12 @@ class Consumer:
         entry = _entry(item, Outcome.DEAD_LETTERED, reason, 0)
         async with self.engine.begin() as conn:
             await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes, [entry])
-        self._log_rejected(item.delivery, reason)
+        self._log_rejected(item, reason)
         item.outcome = Outcome.DEAD_LETTERED
-        self._count(Outcome.DEAD_LETTERED, item.route.message_type)
+        self._count(Outcome.DEAD_LETTERED, _type_of(item))
 
-    def _log_rejected(self, delivery: Delivery, reason: str) -> None:
-        log_rejected(self.service, delivery, reason)
+    def _log_rejected(self, item: _Item, reason: str) -> None:
+        log_rejected(self.service, item.delivery, _type_of(item), reason)
 
 
 def _hooks(items: list[_Item]) -> list[tuple[BatchHooks, list[Decoded]]]:
@@ -351,12 +354,17 @@ def _entry(item: _Item, outcome: Outcome, detail: str | None, before: int) -> jo
     return journal.Consumed(
         correlation_id=journal.cut(key),
         message_id=envelope.message_id if envelope else _header_id(delivery),
-        message_type=item.route.message_type,
+        message_type=_type_of(item),
         topic=delivery.topic,
         outcome=outcome.value,
         detail=journal.cut(detail) if detail else None,
         before=before,
     )
+
+
+def _type_of(item: _Item) -> str:
+    """The record's message type as read; an unreadable record is no message of its topic's type."""
+    return item.decoded.envelope.message_type if item.decoded else UNREADABLE
 
 
 def _header_id(delivery: Delivery) -> uuid.UUID:

@@ -56,8 +56,8 @@ def observed(
         yield span
 
 
-def log_rejected(service: str, delivery: Delivery, reason: str) -> None:
-    """The one WARNING line of a record that is dead-lettered."""
+def log_rejected(service: str, delivery: Delivery, message_type: str, reason: str) -> None:
+    """The one WARNING line of a record that is dead-lettered: where it was, what, and why."""
     log.warning(
         "rejected message",
         extra={
@@ -65,6 +65,7 @@ def log_rejected(service: str, delivery: Delivery, reason: str) -> None:
             "topic": delivery.topic,
             "partition": delivery.partition,
             "offset": delivery.offset,
+            "message_type": message_type,
             "reason": reason,
         },
     )

@@ -6,6 +6,7 @@ never see each other's rows.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from saga import timeouts
 from saga.handlers import policy_of
 from services.inventory import repository as inventory_repo
 from services.platform import journal, outbox
-from services.platform.consumer import Delivery, Outcome, Route
+from services.platform.consumer import UNREADABLE, Delivery, Outcome, Route
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import Settings
 from tests.handlers import ServiceDriver
@@ -138,16 +139,27 @@ async def test_a_redelivery_is_journaled_as_a_duplicate_and_a_rejected_pair_with
     assert letter["message_id"] == parked.message_id
 
 
-async def test_an_unreadable_record_is_journaled_under_its_key_with_why(
-    inventory: ServiceDriver,
+async def test_an_unreadable_record_is_journaled_logged_and_counted_as_unreadable_with_why(
+    inventory: ServiceDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Malformed JSON is no message of its topic's type: it was logged, counted and journaled
+    # as one (ReserveStockForOrder here), and its text log did not say why it was refused.
     key = new_id()
     record = raw_delivery(b'{"message_id": not json', TOPICS[RESERVE], key=str(key))
 
-    assert await inventory.deliver(record, RESERVE) == Outcome.DEAD_LETTERED
+    with caplog.at_level(logging.WARNING, logger="checkout_saga.consumer"):
+        assert await inventory.deliver(record, RESERVE) == Outcome.DEAD_LETTERED
 
+    [logged] = [r for r in caplog.records if getattr(r, "offset", None) == record.offset]
+    assert logged.message_type == UNREADABLE  # type: ignore[attr-defined]
+    assert logged.reason.startswith("malformed JSON")  # type: ignore[attr-defined]
+    counted = inventory.consumer.telemetry.metrics.registry.get_sample_value(
+        "checkout_messages_total",
+        {"service": "inventory", "message_type": UNREADABLE, "outcome": "dead_lettered"},
+    )
+    assert counted == 1
     rows = await _journal(inventory.engine, "inventory", key)
-    assert _told(rows) == [("in", "dead_lettered", RESERVE), ("out", "produced", "")]
+    assert _told(rows) == [("in", "dead_lettered", UNREADABLE), ("out", "produced", "")]
     unread, letter = rows
     assert unread["message_id"] == uuid.UUID(int=0)  # it had none to give
     assert unread["topic"] == TOPICS[RESERVE]
