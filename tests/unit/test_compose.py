@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -355,6 +355,90 @@ def test_deployment_docs_give_the_host_command_for_this_stack() -> None:
     assert f"CHECKOUT_DATABASE_URL={url}" in section
     assert "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092" in section
     assert "checkout-saga demo" in section
+
+
+# --- monitoring: Prometheus and Grafana (profile "monitoring") ---------------------------------
+
+MONITORING = ROOT / "ops" / "monitoring"
+SCRAPED = (*SERVICES, "relay")
+"""Every process that serves an admin API, and so its own /metrics."""
+
+
+def _mounts(service: Mapping[str, Any]) -> dict[PurePosixPath, Path]:
+    """A service's bind mounts of repository files: path in the container -> the file."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[PurePosixPath(target)] = (ROOT / source).resolve()
+    return mounts
+
+
+def _provisioned(mounts: Mapping[PurePosixPath, Path], kind: str) -> list[dict[str, Any]]:
+    folder = PurePosixPath("/etc/grafana/provisioning") / kind
+    return [yaml.safe_load(f.read_text()) for t, f in mounts.items() if t.parent == folder]
+
+
+def test_monitoring_is_opt_in(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"], name
+    for name in (*SCRAPED, "postgres", "kafka", "cart-api"):
+        assert "profiles" not in services[name], name
+
+
+def test_prometheus_loads_the_alerts_and_scrapes_every_process(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    prometheus = services["prometheus"]
+    mounts = _mounts(prometheus)
+    (flag,) = [arg for arg in prometheus["command"] if arg.startswith("--config.file=")]
+    config_path = PurePosixPath(flag.split("=", 1)[1])
+    assert mounts[config_path] == MONITORING / "prometheus.yml"
+    config = yaml.safe_load(mounts[config_path].read_text())
+    # Rule files are read relative to the config file: both mounted from ops/monitoring/.
+    rules = {mounts[config_path.parent / name] for name in config["rule_files"]}
+    assert rules == {MONITORING / "alerts.yml"}
+    (job,) = config["scrape_configs"]
+    targets = {t for static in job["static_configs"] for t in static["targets"]}
+    assert targets == {f"{name}:{ADMIN_PORT}" for name in SCRAPED}
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    # The target-down alert watches this job.
+    assert f'up{{job="{job["job_name"]}"}}' in (MONITORING / "alerts.yml").read_text()
+
+
+def test_prometheus_sends_the_token_the_admin_apis_want(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    prometheus = services["prometheus"]
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    token_file = PurePosixPath("/etc/prometheus") / job["authorization"]["credentials_file"]
+    (mounted,) = [c for c in prometheus["configs"] if PurePosixPath(c["target"]) == token_file]
+    token = _interpolate(compose["configs"][mounted["source"]]["content"])
+    assert token
+    for name in SCRAPED:
+        env = _environment(services[name])
+        assert env["CHECKOUT_ADMIN__TOKEN"] == token, name
+        # Listening beyond the container's loopback, or Prometheus could not reach it.
+        assert env["CHECKOUT_ADMIN__HTTP_HOST"] == "0.0.0.0", name
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    grafana = services["grafana"]
+    mounts = _mounts(grafana)
+    (source,) = [d for f in _provisioned(mounts, "datasources") for d in f["datasources"]]
+    assert (source["type"], source["isDefault"]) == ("prometheus", True)
+    url = urlsplit(source["url"])
+    assert url.hostname == "prometheus"
+    assert f"127.0.0.1:{url.port}:{url.port}" in services["prometheus"]["ports"]
+    (provider,) = [p for f in _provisioned(mounts, "dashboards") for p in f["providers"]]
+    folder = PurePosixPath(provider["options"]["path"])
+    dashboards = {f for t, f in mounts.items() if t.parent == folder}
+    assert dashboards == {MONITORING / "grafana-dashboard.json"}
+    assert _depends_on(grafana) == {"prometheus": "service_healthy"}
 
 
 # --- the Dockerfile ----------------------------------------------------------------------------
