@@ -116,6 +116,12 @@ DESCRIPTIONS: dict[str, str] = {
     "CHECKOUT_SAGA__TIMEOUT_BATCH_SIZE": "Expired sagas one scan handles.",
     "CHECKOUT_SAGA__ORPHAN_GRACE_S": "Seconds a message for a saga that does not exist yet (it "
     "overtook its `CheckoutStarted`) is retried after it occurred; then it is dead-lettered.",
+    "CHECKOUT_SAGA__STUCK_AFTER_S__SUBMITTED": "Seconds a saga may wait for its reservation "
+    "before the admin API lists it as stuck (`/admin/v1/sagas/stuck`, gauge "
+    "`checkout_sagas_stuck`).",
+    "CHECKOUT_SAGA__STUCK_AFTER_S__STOCK_RESERVED": "Seconds a saga may wait for its payment "
+    "before it is listed as stuck; unset, the payment timeout plus 30 s (its deadline should "
+    "have failed it by then).",
     # Payment simulator
     "CHECKOUT_PAYMENTS__ENABLED": "Whether the payment simulator answers `PaymentRequested`; "
     "`false` when a real or scripted payer answers instead.",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ops.admin import ops, routes
 from ops.admin.context import AdminContext
 from ops.admin.queries import SagaStateProbe
+from ops.admin.stuck import limits_of
 from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry
 from services.platform.telemetry.probes import ConsumerLagProbe, OutboxProbe
@@ -88,7 +89,7 @@ def _watch(
     """Add the database gauges (and, alone, every group's lag); returns the service schemas."""
     specs = build_specs(settings, SERVICES)
     schemas = [spec.mailbox.schema for spec in specs]
-    telemetry.add_probe("sagas", SagaStateProbe(engine))
+    telemetry.add_probe("sagas", SagaStateProbe(engine, limits_of(settings.saga)))
     telemetry.add_probe("outbox", OutboxProbe(engine, schemas))
     if alone:  # a runtime reports its own groups' lag
         lag = ConsumerLagProbe(settings.kafka, consumer_groups(specs))

@@ -1,4 +1,4 @@
-"""Read models of the admin API: views of sagas, orders, stock and dead letters, and the saga gauge.
+"""Read models of the admin API: views of sagas, orders, stock and dead letters, and the saga gauges.
 
 An operator tool reads every service's tables through their repositories (and the outboxes
 directly, for dead letters); it writes only stock, through the inventory's repository.
@@ -17,6 +17,7 @@ from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts import DEAD_LETTER_TOPIC, MessageHeaders
+from ops.admin.stuck import Limits, stuck_counts
 from saga.instance import SagaState
 from saga.repository import StoredSaga
 from saga.tables import sagas
@@ -151,18 +152,22 @@ def _dead_letter(schema: str, row: Any) -> DeadLetterView:
 
 
 class SagaStateProbe:
-    """Sets the sagas-per-state gauge from the saga table (every state, zero included)."""
+    """Sets the sagas-per-state gauge, and with limits the stuck-sagas one (zeros included)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, stuck_limits: Limits | None = None) -> None:
         self.engine = engine
+        self.stuck_limits = stuck_limits
 
     async def __call__(self, metrics: Metrics) -> None:
-        """One GROUP BY over the state index."""
+        """One GROUP BY over the state index, and one over the sagas past their limit."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(sagas.c.state, func.count()).group_by(sagas.c.state))
             counts = {str(state): int(n) for state, n in rows}
+            stuck = await stuck_counts(conn, self.stuck_limits) if self.stuck_limits else {}
         for state in SagaState:
             metrics.sagas.labels(state.value).set(counts.get(state.value, 0))
+        for limited, n in stuck.items():
+            metrics.sagas_stuck.labels(limited.value).set(n)
 
     async def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""

@@ -5,10 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
 from contracts.types import Sku
+from ops.admin.actions import (
+    MAX_OPERATOR,
+    REFUSED,
+    ActionRequest,
+    ActionView,
+    operator_of,
+    perform,
+)
 from ops.admin.context import AdminContext
 from ops.admin.queries import (
     DeadLetterView,
@@ -18,8 +26,10 @@ from ops.admin.queries import (
     StockView,
     dead_letters,
 )
+from ops.admin.stuck import StuckSaga, limits_of, stuck_sagas
 from saga import repository as saga_repo
 from saga.instance import SagaState
+from saga.operator import Action
 from services.inventory import repository as inventory_repo
 from services.orders import repository as orders_repo
 
@@ -27,7 +37,7 @@ router = APIRouter(tags=["admin"])
 
 
 class Refusal(BaseModel):
-    """Why a request was refused (400, 401, 404): FastAPI's `detail`, as one sentence."""
+    """Why a request was refused (400, 401, 404, 409): FastAPI's `detail`, as one sentence."""
 
     detail: str
 
@@ -58,6 +68,44 @@ async def list_sagas(
     async with _context(request).engine.connect() as conn:
         found = await saga_repo.list_sagas(conn, state, limit)
     return [SagaView.of(saga) for saga in found]
+
+
+# Before /sagas/{order_id}, which would otherwise take "stuck" for an order id.
+@router.get("/sagas/stuck", response_model=list[StuckSaga])
+async def list_stuck_sagas(
+    request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[StuckSaga]:
+    """Sagas in a state longer than its limit (CHECKOUT_SAGA__STUCK_AFTER_S__*), oldest first,
+    each with what it waits for and why: not answered yet, or not even published (relay)."""
+    context = _context(request)
+    async with context.engine.connect() as conn:
+        return await stuck_sagas(conn, limits_of(context.settings.saga), limit)
+
+
+Operator = Annotated[str | None, Header(max_length=MAX_OPERATOR)]
+ACTED: dict[int | str, dict[str, Any]] = {**NOT_FOUND, **REFUSED, **UNREADABLE}
+
+
+@router.post("/sagas/{order_id}/abort", response_model=ActionView, responses=ACTED)
+async def abort_saga(
+    request: Request, order_id: uuid.UUID, body: ActionRequest, x_operator: Operator = None
+) -> ActionView:
+    """Fail a saga that is not final now, with compensation: release its stock, fail the order,
+    refund a payment taken (answers that come later are released or refunded as late ones).
+    A final saga is refused (409, with the reason). Recorded with who, when and why."""
+    actor = operator_of(body, x_operator)
+    return await perform(_context(request), order_id, Action.ABORT, body, actor)
+
+
+@router.post("/sagas/{order_id}/retry", response_model=ActionView, responses=ACTED)
+async def retry_saga(
+    request: Request, order_id: uuid.UUID, body: ActionRequest, x_operator: Operator = None
+) -> ActionView:
+    """Re-send the command a saga that is not final waits on, under its first message id (a
+    receiver that already applied it drops the copy); a payment request also gets a new
+    deadline. A final saga is refused (409, with the reason). Recorded with who, when and why."""
+    actor = operator_of(body, x_operator)
+    return await perform(_context(request), order_id, Action.RETRY, body, actor)
 
 
 @router.get("/sagas/{order_id}", response_model=SagaView, responses=NOT_FOUND)

@@ -14,6 +14,7 @@ from ops.cli.admin import saga_app, stock_app
 from ops.cli.catalog import catalog_cli
 from ops.cli.dlq import dlq_app
 from ops.cli.outbox import outbox_app
+from ops.cli.saga_actions import register as register_saga_actions
 from ops.cli.stack import DATA_DIR_ENV, choose_data_dir, chosen_data_dir
 from services.platform.settings import Settings
 from services.platform.telemetry.logs import configure_logging
@@ -25,6 +26,7 @@ cli = typer.Typer(
     add_completion=False,
 )
 cli.add_typer(stock_app, name="stock")
+register_saga_actions(saga_app)
 cli.add_typer(saga_app, name="saga")
 cli.add_typer(catalog_cli, name="catalog")
 cli.add_typer(dlq_app, name="dlq")

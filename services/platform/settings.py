@@ -99,6 +99,15 @@ class ConsumerSettings(BaseModel):
     retry_max_delay_s: float = Field(default=2.0, ge=0)
 
 
+class StuckAfterSettings(BaseModel):
+    """Seconds a saga may stay in a state before the admin API calls it stuck, per state."""
+
+    # A reservation is answered in milliseconds when inventory keeps up.
+    submitted: float = Field(default=30.0, gt=0)
+    # Unset: the payment timeout plus 30 s, past which the deadline should have failed it.
+    stock_reserved: float | None = Field(default=None, gt=0)
+
+
 class SagaSettings(BaseModel):
     """Saga orchestrator policy."""
 
@@ -115,6 +124,15 @@ class SagaSettings(BaseModel):
     # A message for a saga that does not exist yet (it overtook its CheckoutStarted) is retried
     # for this long after it occurred, then dead-lettered.
     orphan_grace_s: float = Field(default=60.0, ge=0)
+    stuck_after_s: StuckAfterSettings = StuckAfterSettings()
+
+    def stuck_limits_s(self) -> dict[str, float]:
+        """Seconds per state (by its stored name) after which a saga in it is stuck."""
+        reserved = self.stuck_after_s.stock_reserved
+        return {
+            "Submitted": self.stuck_after_s.submitted,
+            "StockReserved": self.payment_timeout_s + 30.0 if reserved is None else reserved,
+        }
 
 
 class PaymentSimulatorSettings(BaseModel):

@@ -114,6 +114,13 @@ class Metrics:
     def _database_metrics(self) -> None:
         r = self.registry
         self.sagas = Gauge("checkout_sagas", "Sagas per state.", ["state"], registry=r)
+        self.sagas_stuck = Gauge(
+            "checkout_sagas_stuck",
+            "Sagas in a state longer than its limit (CHECKOUT_SAGA__STUCK_AFTER_S__<STATE>), "
+            "per state that is not final.",
+            ["state"],
+            registry=r,
+        )
         self.outbox_backlog = Gauge(
             "checkout_outbox_backlog", "Unsent outbox rows per schema.", ["schema"], registry=r
         )
