@@ -200,6 +200,20 @@ def test_dashboard_queries_use_only_metrics_the_product_exports() -> None:
             assert unknown_names(target["expr"], known) == set(), panel["title"]
 
 
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    """promtool parses them as recording rules, Grafana's `$__rate_interval` read as 5m."""
+    rules = [
+        {"record": f"dashboard:panel_{panel['id']}:{target['refId']}", "expr": expr}
+        for panel in _charts()
+        for target in panel["targets"]
+        for expr in [target["expr"].replace("$__rate_interval", "5m")]
+    ]
+    path = tmp_path / "dashboard_rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = _promtool("check", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_dashboard_charts_every_metric_of_the_product() -> None:
     charted = {name for p in _charts() for t in p["targets"] for name in metric_names(t["expr"])}
     families = {re.sub(r"_(bucket|sum|count)$", "", n) for n in charted}
