@@ -1,4 +1,4 @@
-"""The operator endpoints under /admin/v1: sagas, orders, stock (read and set), dead letters."""
+"""The operator endpoints under /admin/v1: sagas, checkouts, orders, stock (read, set), dead letters."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from ops.admin.queries import (
     dead_letters,
 )
 from ops.admin.stuck import StuckSaga, limits_of, stuck_sagas
+from ops.admin.timeline import CheckoutView, checkout_view
 from saga import repository as saga_repo
 from saga.instance import SagaState
 from saga.operator import Action
@@ -116,6 +117,19 @@ async def get_saga(request: Request, order_id: uuid.UUID) -> SagaView:
     if saga is None:
         raise HTTPException(404, f"no saga {order_id}")
     return SagaView.of(saga)
+
+
+@router.get("/checkouts/{checkout_id}", response_model=CheckoutView, responses=NOT_FOUND)
+async def get_checkout(request: Request, checkout_id: uuid.UUID) -> CheckoutView:
+    """One checkout by its order or group id: its timeline across every service, in order (each
+    message consumed and produced, with outcome and transition, and operator actions), plus its
+    saga, orders, reservations and cart as they are now."""
+    context = _context(request)
+    async with context.engine.connect() as conn:
+        view = await checkout_view(conn, context.schemas, checkout_id)
+    if view is None:
+        raise HTTPException(404, f"nothing is known about checkout {checkout_id}")
+    return view
 
 
 @router.get("/orders/{order_id}", response_model=OrderView, responses=NOT_FOUND)

@@ -18,7 +18,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from ops.admin.timeline import CheckoutView, checkout_view
 from ops.cli import stack
+from ops.cli.timeline import timeline_text
 from saga import repository as saga_repo
 from saga.instance import SagaState
 from services.inventory import repository as inventory_repo
@@ -152,3 +154,26 @@ def saga_list(
             f"{saga.id}  {saga.state.value:<13} {data.amount:>10} {data.currency}  "
             f"{data.buyer_id}{reason}"
         )
+
+
+@saga_app.command("timeline")
+def saga_timeline(
+    checkout_id: Annotated[uuid.UUID, typer.Argument(help="Order id or checkout group id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one checkout's timeline: every message each service consumed and produced, in order."""
+    from services.runtime import SERVICES  # the services' apps: only this command needs them
+
+    schemas = list(SERVICES)  # every service schema has a journal
+
+    async def work(conn: AsyncConnection) -> CheckoutView | None:
+        return await checkout_view(conn, schemas, checkout_id)
+
+    view = run_on_database(work)
+    if view is None:
+        typer.echo(f"nothing is known about checkout {checkout_id}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(view.model_dump_json(indent=2))
+        return
+    typer.echo("\n".join(timeline_text(view)))
