@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -14,6 +14,7 @@ from contracts import DEAD_LETTER_TOPIC, MessageHeaders
 from contracts.topics import all_topics
 from services.platform.consumer import Delivery, dead_letter
 from services.platform.dlq import read_from_beginning
+from services.platform.journal import INTERNAL_TOPIC
 from services.platform.settings import Settings
 from services.runtime import SERVICES, build_specs, consumer_groups
 from tests.chaos.invariants import rows, violations
@@ -27,13 +28,15 @@ CLAIM_STALL_S = 30.0
 @dataclass
 class WireReport:
     """Records read, re-sent copies, records no committed row accounts for, sent rows not read,
-    and records a consumer applied without its inbox keeping their id."""
+    records a consumer applied without its inbox keeping their id, and inbox or outbox rows
+    the journal does not tell (or journal rows of claims that did not commit)."""
 
     records: int = 0
     redundant: int = 0
     unaccounted: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unclaimed: list[str] = field(default_factory=list)
+    unjournaled: list[str] = field(default_factory=list)
 
 
 async def read_all(bootstrap: str) -> list[tuple[str, dict[str, str], bytes]]:
@@ -135,7 +138,37 @@ async def check_wire(
 
     # A consumer may still be applying the last records (the cart's order events, say).
     report.unclaimed = await until_settled(unclaimed, db, CLAIM_STALL_S)
+    report.unjournaled = await unjournaled(db)
     return report
+
+
+def _journal_gaps(schema: str) -> str:
+    # One statement, so one snapshot: a consumer committing meanwhile commits its inbox,
+    # outbox and journal rows together, and this sees all of them or none.
+    applied = f"j.direction = 'in' AND j.outcome = 'applied' AND j.topic <> '{INTERNAL_TOPIC}'"
+    return (
+        f"SELECT 'inbox row without its applied journal row' AS gap, i.message_id "
+        f"FROM {schema}.inbox i WHERE NOT EXISTS (SELECT 1 FROM {schema}.journal j "
+        f"WHERE j.message_id = i.message_id AND {applied}) "
+        f"UNION ALL SELECT 'outbox row without its journal out row', o.message_id "
+        f"FROM {schema}.outbox o WHERE NOT EXISTS (SELECT 1 FROM {schema}.journal j "
+        f"WHERE j.message_id = o.message_id AND j.direction = 'out') "
+        f"UNION ALL SELECT 'applied journal row without its inbox row', j.message_id "
+        f"FROM {schema}.journal j WHERE {applied} AND NOT EXISTS "
+        f"(SELECT 1 FROM {schema}.inbox i WHERE i.message_id = j.message_id)"
+    )
+
+
+async def unjournaled(db: AsyncEngine) -> list[str]:
+    """The journal tells exactly what committed: every inbox row has its 'in' row (applied),
+    every outbox row its 'out' row, and no applied 'in' row lacks its inbox row."""
+    problems = []
+    for schema in SERVICES:
+        gaps = await rows(db, _journal_gaps(schema))
+        for gap, found in Counter(r["gap"] for r in gaps).items():
+            example = next(r["message_id"] for r in gaps if r["gap"] == gap)
+            problems.append(f"{schema}: {found} {gap}(s), e.g. {example}")
+    return problems
 
 
 def _unclaimed(on_topic: dict[str, set[uuid.UUID]], kept: dict[str, set[uuid.UUID]]) -> list[str]:
@@ -176,4 +209,5 @@ async def settled_and_accounted(
     assert not wire.unaccounted, f"{replay}:\n" + "\n".join(wire.unaccounted[:40])
     assert not wire.missing, f"{replay}:\n" + "\n".join(wire.missing[:40])
     assert not wire.unclaimed, f"{replay}:\n" + "\n".join(wire.unclaimed[:40])
+    assert not wire.unjournaled, f"{replay}:\n" + "\n".join(wire.unjournaled[:40])
     return wire
