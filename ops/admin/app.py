@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,10 +14,12 @@ from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ops.admin import ops, routes
+from ops.admin import letters, ops, routes
 from ops.admin.context import AdminContext
 from ops.admin.queries import SagaStateProbe
 from ops.admin.stuck import limits_of
+from ops.console import auth as console_auth
+from ops.console.mount import mount_console
 from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry
 from services.platform.telemetry.probes import ConsumerLagProbe, OutboxProbe
@@ -76,8 +77,12 @@ def create_admin_app(
     app.include_router(
         routes.router, prefix=API_PREFIX, dependencies=bearer, responses=UNAUTHORIZED
     )
+    app.include_router(
+        letters.router, prefix=API_PREFIX, dependencies=bearer, responses=UNAUTHORIZED
+    )
     app.include_router(ops.router, dependencies=bearer, responses=UNAUTHORIZED)
     app.include_router(ops.health)
+    mount_console(app)
     _require_token(app, settings.admin.token)
     _count_refusals(app, shared)  # added last, so it also sees the token's 401s
     return app
@@ -121,25 +126,36 @@ def _json_safe(value: Any) -> Any:
 
 
 def _require_token(app: FastAPI, token: SecretStr | None) -> None:
-    """Refuse every request but /health/* without `Authorization: Bearer <token>` (if set)."""
+    """Refuse every request but /health/* without the token (if set): bearer header or cookie.
+
+    The console's session cookie (ops/console/auth.py) stands for the token in a browser; a
+    console page without either is sent to the login page rather than answered 401.
+    """
     if token is None or not token.get_secret_value():
         return
-    expected = f"Bearer {token.get_secret_value()}".encode()
+    secret = token.get_secret_value()
 
     @app.middleware("http")
     async def check_token(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if request.url.path.startswith(OPEN_PREFIX):
+        path = request.url.path
+        if path.startswith(OPEN_PREFIX) or console_auth.needs_no_token(path):
             return await call_next(request)
-        given = request.headers.get("authorization", "").encode()
-        if not secrets.compare_digest(given, expected):
-            return JSONResponse(
-                {"detail": "missing or wrong bearer token"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return await call_next(request)
+        if console_auth.bearer_accepted(request, secret):
+            return await call_next(request)
+        if console_auth.cookie_accepted(request, secret):
+            # A cookie rides along with any request the browser makes: changes need our origin.
+            if not console_auth.same_origin(request):
+                return JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+            return await call_next(request)
+        if console_auth.is_console(path):
+            return console_auth.refuse(request)
+        return JSONResponse(
+            {"detail": "missing or wrong bearer token"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def _count_refusals(app: FastAPI, telemetry: Telemetry) -> None:
