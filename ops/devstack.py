@@ -259,6 +259,8 @@ def _serve_admin_api(
     from ops.admin.serve import admin_url, serve_admin
 
     typer.echo(f"admin API: {admin_url(settings)}/admin/v1 (docs at /docs, metrics at /metrics)")
+    # The console's flow page; with CHECKOUT_ADMIN__TOKEN set it asks for the token first.
+    typer.echo(f"console:   {admin_url(settings)}/console/ (open it in a browser)")
     return asyncio.create_task(serve_admin(settings, runtime, stop), name="admin-http")
 
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psutil  # type: ignore[import-untyped, unused-ignore]
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -130,6 +131,10 @@ def test_dev_runs_a_checkout_on_a_bare_machine_and_stops_clean(dev: DevProcess) 
     assert state["database_url"] == database_url  # no password: printed unmasked
     assert state["bootstrap_servers"] == bootstrap
     servers = dev.servers()
+    console = httpx.get(dev.field("console"), timeout=30)
+    assert console.status_code == 200, console.text
+    assert "<h1>Flow</h1>" in console.text
+    assert 'data-count="Confirmed"' in console.text
 
     order_id = str(uuid.uuid4())
     run_blocking(_publish(bootstrap, order_id))
