@@ -74,8 +74,17 @@ def screenshots() -> Path:
     where = os.environ.get(SCREENSHOTS_ENV)
     path = Path(where) if where else Path(tempfile.mkdtemp(prefix="checkout-console-"))
     path.mkdir(parents=True, exist_ok=True)
-    print(f"\nconsole screenshots: {path.resolve()}")
+    _SCREENSHOTS.append(path.resolve())
     return path
+
+
+_SCREENSHOTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the screenshots are (the tests' own output is captured)."""
+    for path in _SCREENSHOTS:
+        terminalreporter.write_line(f"console screenshots: {path}")
 
 
 @pytest.fixture(scope="session")
