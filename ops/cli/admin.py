@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ops.admin.timeline import CheckoutView, checkout_view
@@ -33,13 +33,18 @@ stock_app = typer.Typer(help="Read and set product stock.", no_args_is_help=True
 saga_app = typer.Typer(help="Inspect checkout sagas.", no_args_is_help=True)
 
 
-def database_url() -> str:
-    """The database to talk to: environment, else a running dev stack's state file, else default."""
-    return stack.resolve(Settings()).settings.database_url.get_secret_value()
-
-
 def run_on_database(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
     """Run `work` in one transaction of a short-lived engine; a clear exit 2 if unreachable."""
+
+    async def in_transaction(engine: AsyncEngine) -> T:
+        async with engine.begin() as conn:
+            return await work(conn)
+
+    return run_with_engine(in_transaction)
+
+
+def run_with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run `work` with a short-lived engine on the stack found; a clear exit 2 if unreachable."""
     found = stack.resolve(Settings())
     url = found.settings.database_url.get_secret_value()
     typer.echo(found.describe(), err=True)
@@ -49,8 +54,7 @@ def run_on_database(work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         tls = connect_args(found.settings.database_tls)
         engine = create_async_engine(url, poolclass=NullPool, connect_args=tls)
         try:
-            async with engine.begin() as conn:
-                return await work(conn)
+            return await work(engine)
         finally:
             await engine.dispose()
 

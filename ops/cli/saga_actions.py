@@ -6,24 +6,18 @@ actions go through the saga table (saga/operator.py) and are recorded with who a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ops.admin.stuck import StuckSaga, limits_of, stuck_sagas
-from ops.cli.admin import database_url, run_on_database
+from ops.cli.admin import run_on_database, run_with_engine
 from saga.handlers import policy_of
 from saga.operator import Action, ActionOutcome, ActionResult, act
-from services.platform.db import connect_args
 from services.platform.settings import Settings
 
 T = TypeVar("T")
@@ -31,27 +25,6 @@ T = TypeVar("T")
 Reason = Annotated[str, typer.Option("--reason", help="Why (kept with the action).")]
 OrderId = Annotated[uuid.UUID, typer.Argument(help="Order id (= saga id).")]
 OperatorName = Annotated[str | None, typer.Option("--operator", help="Who acts (default: $USER).")]
-
-
-def _on_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    """Run `work` with a short-lived engine; a clear exit 2 if the database is unreachable."""
-    url = database_url()
-
-    async def main() -> T:
-        tls = connect_args(Settings().database_tls)
-        engine = create_async_engine(url, poolclass=NullPool, connect_args=tls)
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except (OSError, DBAPIError) as exc:
-        reason = exc.orig if isinstance(exc, DBAPIError) else exc
-        where = make_url(url).render_as_string(hide_password=True)
-        typer.echo(f"database {where}: {reason}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _act(order_id: uuid.UUID, action: Action, reason: str, operator: str | None) -> None:
@@ -67,7 +40,7 @@ def _act(order_id: uuid.UUID, action: Action, reason: str, operator: str | None)
             engine, order_id, action, actor, reason, policy, lanes=settings.relay.lanes
         )
 
-    result = _on_engine(work)
+    result = run_with_engine(work)
     if result.outcome is ActionOutcome.NOT_FOUND:
         typer.echo(f"no saga {order_id}", err=True)
         raise typer.Exit(1)
