@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from contracts import DEAD_LETTER_TOPIC
 from ops.admin.letters import named
 from ops.console.web import check_origin, context_of, first, form, page
 from services.platform.dlq import DeadLetter, DeadLetterFilter, read_dead_letters, replay
@@ -42,10 +44,25 @@ class LetterQuery:
         return urlencode({k: v for k, v in vars(self).items() if v})
 
 
+class BrokerUnavailableError(Exception):
+    """The dead-letter topic could not be read: the broker does not answer."""
+
+
 async def _letters(request: Request) -> list[DeadLetter]:
+    kafka = context_of(request).settings.kafka
+    try:
+        letters = await read_dead_letters(kafka)
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnavailableError(f"the broker at {kafka.bootstrap_servers}: {exc}") from exc
     # Newest first: the topic is read oldest first per partition.
-    letters = await read_dead_letters(context_of(request).settings.kafka)
     return sorted(letters, key=lambda letter: (letter.offset, letter.partition), reverse=True)
+
+
+async def broker_unavailable(request: Request, exc: Exception) -> Response:
+    """A page that says the broker does not answer (503), instead of a server error."""
+    return page(
+        request, "unavailable.html", status_code=503, problem=str(exc), topic=DEAD_LETTER_TOPIC
+    )
 
 
 @router.get("", response_class=HTMLResponse)

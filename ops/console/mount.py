@@ -16,4 +16,5 @@ def mount_console(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(checkouts.router)
     app.include_router(letters.router)
+    app.add_exception_handler(letters.BrokerUnavailableError, letters.broker_unavailable)
     app.mount(STATIC_PREFIX.rstrip("/"), StaticFiles(directory=STATIC_DIR), name="console-static")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -312,3 +313,18 @@ async def test_refused_requests_are_counted(admin_client: Admin) -> None:
         metrics = (await client.get("/metrics", headers=auth)).text
     assert 'checkout_http_refusals_total{api="admin",status="401"} 1.0' in metrics
     assert 'checkout_http_refusals_total{api="admin",status="422"} 1.0' in metrics
+
+
+async def test_the_console_says_when_the_broker_holding_the_dead_letters_does_not_answer(
+    admin_client: Admin,
+) -> None:
+    # Before: a 500 "Internal Server Error" (aiokafka's error escaped the page).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+    kafka = KafkaSettings(bootstrap_servers=closed)
+    async with admin_client(kafka=kafka) as client:
+        answer = await client.get("/console/dead-letters")
+    assert answer.status_code == 503
+    assert f"the broker at {closed}" in answer.text
+    assert "checkout.dead_letter" in answer.text
