@@ -148,11 +148,11 @@ def test_catalog_cli_sets_and_lists_vendor_and_moq(
     listed = runner.invoke(catalog_cli, ["list"])
 
     assert (created.exit_code, defaulted.exit_code, listed.exit_code) == (0, 0, 0), created.output
-    assert created.output.splitlines()[0].split()[5:] == ["MOQ", "VENDOR", "OFFER"]
-    assert created.output.splitlines()[1].split()[1:7] == ["9.90", "EUR", "yes", "6", "2", "acme"]
-    [line] = [ln for ln in listed.output.splitlines() if ln.startswith(sku)]
+    assert created.stdout.splitlines()[0].split()[5:] == ["MOQ", "VENDOR", "OFFER"]
+    assert created.stdout.splitlines()[1].split()[1:7] == ["9.90", "EUR", "yes", "6", "2", "acme"]
+    [line] = [ln for ln in listed.stdout.splitlines() if ln.startswith(sku)]
     assert line.split()[4:7] == ["20", "1", "house"]
-    assert created.output.split()[-1] != line.split()[-1]  # another vendor, another offer
+    assert created.stdout.split()[-1] != line.split()[-1]  # another vendor, another offer
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,9 @@ from aiokafka import AIOKafkaProducer
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic import SecretStr
 
-from contracts.topics import all_topics
 from ops.admin.serve import serve_admin
-from services.platform import migrate
 from services.platform.db import create_engine
-from services.platform.embedded import EmbeddedKafka, create_topics, free_port, run_blocking
+from services.platform.embedded import free_port
 from services.platform.settings import (
     AdminSettings,
     KafkaSettings,
@@ -90,16 +88,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(scope="session")
 def browser_bootstrap() -> Iterator[str]:
     """A Tansu broker of this tier only, every topic created up front."""
-    with EmbeddedKafka() as broker:
-        run_blocking(create_topics(broker.bootstrap, all_topics(), PARTITIONS))
-        yield broker.bootstrap
+    with infra.tier_broker(PARTITIONS) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")
 def browser_database_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, migrated database of this tier."""
-    with infra.fresh_database(pg_server_url) as url:
-        migrate.upgrade(url)
+    with infra.tier_database(pg_server_url) as url:
         yield url
 
 
@@ -168,12 +164,8 @@ async def payer(live: Stack, browser_bootstrap: str) -> AsyncIterator[ScriptedPa
 @pytest.fixture(scope="session")
 async def producer(browser_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """A plain producer, as an upstream service would use."""
-    client = AIOKafkaProducer(bootstrap_servers=browser_bootstrap, enable_idempotence=False)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
+    async with infra.plain_producer(browser_bootstrap) as producer:
+        yield producer
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from contracts.topics import all_topics
-from services.platform import migrate
-from services.platform.embedded import EmbeddedKafka, create_topics, run_blocking
 from services.platform.settings import PaymentSimulatorSettings
 from tests.support import infra
 from tests.support.processes import Fleet, clean_environ
@@ -65,16 +62,14 @@ def simulator_rules(env: Mapping[str, str]) -> PaymentSimulatorSettings:
 @pytest.fixture(scope="module")
 def chaos_bootstrap() -> Iterator[str]:
     """A Tansu broker of this tier only, every topic created up front with 4 partitions."""
-    with EmbeddedKafka() as broker:
-        run_blocking(create_topics(broker.bootstrap, all_topics(), PARTITIONS))
-        yield broker.bootstrap
+    with infra.tier_broker(PARTITIONS) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="module")
 def chaos_database_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, migrated database of this tier."""
-    with infra.fresh_database(pg_server_url) as url:
-        migrate.upgrade(url)
+    with infra.tier_database(pg_server_url) as url:
         yield url
 
 
@@ -114,12 +109,8 @@ async def chaos_db(chaos_database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(scope="module")
 async def chaos_producer(chaos_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """A plain producer: the upstream, and the test's own early, late and duplicate messages."""
-    producer = AIOKafkaProducer(bootstrap_servers=chaos_bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
+    async with infra.plain_producer(chaos_bootstrap) as producer:
         yield producer
-    finally:
-        await producer.stop()
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from contracts.topics import all_topics
-from services.platform import migrate
-from services.platform.embedded import EmbeddedKafka, create_topics, free_port, run_blocking
+from services.platform.embedded import free_port
 from tests.support import infra
 from tests.support.processes import PROCESSES, Fleet, clean_environ
 
@@ -24,16 +22,14 @@ PARTITIONS = 4
 @pytest.fixture(scope="session")
 def e2e_bootstrap() -> Iterator[str]:
     """A Tansu broker of this tier only, with every topic created up front."""
-    with EmbeddedKafka() as broker:
-        run_blocking(create_topics(broker.bootstrap, all_topics(), PARTITIONS))
-        yield broker.bootstrap
+    with infra.tier_broker(PARTITIONS) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")
 def e2e_database_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, migrated database of this tier on the session's PostgreSQL server."""
-    with infra.fresh_database(pg_server_url) as url:
-        migrate.upgrade(url)
+    with infra.tier_database(pg_server_url) as url:
         yield url
 
 
@@ -93,12 +89,8 @@ async def e2e_db(e2e_database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(scope="session")
 async def e2e_producer(e2e_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """A plain Kafka producer, as an upstream service in any language would have."""
-    producer = AIOKafkaProducer(bootstrap_servers=e2e_bootstrap, enable_idempotence=False)
-    await producer.start()
-    try:
+    async with infra.plain_producer(e2e_bootstrap) as producer:
         yield producer
-    finally:
-        await producer.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,10 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.topics import all_topics
-from services.platform import migrate
 from services.platform.db import create_engine
-from services.platform.embedded import EmbeddedKafka, create_topics, run_blocking
 from services.platform.settings import (
     ConsumerSettings,
     KafkaSettings,
@@ -60,17 +57,15 @@ def fuzz_seed() -> int:
 @pytest.fixture(scope="module")
 def fuzz_database_url(pg_server_url: str) -> Iterator[str]:
     """A fresh, migrated database of this tier."""
-    with infra.fresh_database(pg_server_url) as url:
-        migrate.upgrade(url)
+    with infra.tier_database(pg_server_url) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def fuzz_bootstrap() -> Iterator[str]:
     """A Tansu broker of this tier only, every topic created up front."""
-    with EmbeddedKafka() as broker:
-        run_blocking(create_topics(broker.bootstrap, all_topics(), PARTITIONS))
-        yield broker.bootstrap
+    with infra.tier_broker(PARTITIONS) as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="module")

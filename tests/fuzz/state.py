@@ -82,10 +82,24 @@ def _explained(table: str, row: str, allowed: Allowed) -> bool:
     values = json.loads(row)
     if table.endswith(".inbox"):
         return str(values["message_id"]) in allowed.message_ids
+    if table.endswith(".journal"):
+        return _journaled(values, row, allowed)
     if table.endswith(".outbox") and values["topic"] == DEAD_LETTER_TOPIC:
         original = values["headers"].get(MessageHeaders.MESSAGE_ID)
         return str(values["message_id"]) in allowed.letters or original in allowed.refusable
     return _names_any(row, allowed.ids) or any(sku in row for sku in allowed.skus)
+
+
+def _journaled(values: dict[str, str], row: str, allowed: Allowed) -> bool:
+    """A journal row is explained by what it records: a record dead-lettered (its letter is
+    checked on its own), a valid message consumed, or a message sent for an allowed order."""
+    if values["direction"] == "in":
+        if values["outcome"] == "dead_lettered":
+            return True
+        return str(values["message_id"]) in allowed.message_ids or _names_any(row, allowed.ids)
+    if values["topic"] == DEAD_LETTER_TOPIC:
+        return str(values["message_id"]) in allowed.letters or _names_any(row, allowed.ids)
+    return _names_any(row, allowed.ids)
 
 
 def _names_any(row: str, ids: Collection[str]) -> bool:
@@ -99,10 +113,14 @@ def named_ids(value: bytes | str) -> set[str]:
 
 
 def ids_named(after: Snapshot, schema: str) -> set[str]:
-    """Every id that rows of one service's tables name (dead letters and inbox aside)."""
+    """Every id that rows of one service's tables name (dead letters, inbox, journal aside).
+
+    The inbox and the journal record what was consumed, refused records included; what a
+    service keeps of an order is in its other tables.
+    """
     named: set[str] = set()
     for table, rows in after.items():
-        if table.startswith(f"{schema}.") and not table.endswith(".inbox"):
+        if table.startswith(f"{schema}.") and not table.endswith((".inbox", ".journal")):
             for row in rows:
                 if f'"topic": "{DEAD_LETTER_TOPIC}"' not in row:
                     named.update(_UUID.findall(row))

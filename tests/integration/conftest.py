@@ -16,6 +16,7 @@ from services.platform.db import create_engine
 from services.platform.settings import KafkaSettings, RelaySettings, SagaSettings, Settings
 from services.platform.telemetry import Telemetry
 from services.runtime import Runtime
+from tests.support import infra
 from tests.support.payer import ScriptedPayer
 from tests.support.stack import Stack
 
@@ -86,9 +87,5 @@ async def payer(stack: Stack, kafka_bootstrap: str) -> AsyncIterator[ScriptedPay
 @pytest.fixture(scope="session")
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """A plain Kafka producer, as an upstream service would use."""
-    client = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=False)
-    await client.start()
-    try:
-        yield client
-    finally:
-        await client.stop()
+    async with infra.plain_producer(kafka_bootstrap) as producer:
+        yield producer

@@ -11,17 +11,21 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
+from contracts.topics import all_topics
+from services.platform import migrate
 from services.platform.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
     create_database,
+    create_topics,
     drop_database,
     run_blocking,
     url_with_database,
@@ -160,3 +164,30 @@ def _kafka_container() -> Any:
     except ImportError:  # testcontainers before the community namespace
         from testcontainers.kafka import KafkaContainer
     return KafkaContainer()
+
+
+@contextmanager
+def tier_broker(partitions: int) -> Iterator[str]:
+    """A Tansu broker of one test tier only, with every topic created up front."""
+    with EmbeddedKafka() as broker:
+        run_blocking(create_topics(broker.bootstrap, all_topics(), partitions))
+        yield broker.bootstrap
+
+
+@contextmanager
+def tier_database(server_url: str) -> Iterator[str]:
+    """A fresh database of one test tier, migrated to the newest revision, dropped afterwards."""
+    with fresh_database(server_url) as url:
+        migrate.upgrade(url)
+        yield url
+
+
+@asynccontextmanager
+async def plain_producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain Kafka producer, as an upstream service in any language would have one."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
