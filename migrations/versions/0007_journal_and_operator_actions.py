@@ -46,7 +46,11 @@ def upgrade() -> None:
             schema=schema,
         )
         op.create_index(
-            f"ix_{schema}_journal_recorded_at", "journal", ["recorded_at"], schema=schema
+            f"ix_{schema}_journal_recorded_at",
+            "journal",
+            ["recorded_at"],
+            schema=schema,
+            postgresql_using="brin",
         )
     op.create_table(
         "operator_actions",

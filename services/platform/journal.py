@@ -35,7 +35,9 @@ def journal_table(metadata: MetaData, schema: str) -> Table:
         Column("detail", Text),
         Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Index(f"ix_{schema}_journal_correlation", "correlation_id", "id"),
-        Index(f"ix_{schema}_journal_recorded_at", "recorded_at"),
+        # BRIN: rows arrive in time order and only the purge reads by time, so a block range
+        # index serves it at a fraction of a b-tree's cost per insert.
+        Index(f"ix_{schema}_journal_recorded_at", "recorded_at", postgresql_using="brin"),
         schema=schema,
     )
 
