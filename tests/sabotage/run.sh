@@ -3,7 +3,8 @@
 #
 #   tests/sabotage/run.sh NAME [pytest arguments]
 #
-# NAME is a patch in this folder (ack-before-commit, forgetful-inbox, relay-skips-mark-sent).
+# NAME is a patch in this folder (ack-before-commit, forgetful-inbox, relay-skips-mark-sent,
+# journal-skips-quiet-batches).
 # Without pytest arguments it runs the chaos tier on one seed (CHECKOUT_CHAOS_SEED, default 1701;
 # CHECKOUT_CHAOS_CHECKOUTS as usual). Exit 0: the sabotaged code failed the tests (caught);
 # 1: it passed (the tier is blind to that bug); 2: the patch no longer applies or pytest could
