@@ -17,13 +17,10 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import dataclass
 
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts import MessageHeaders
-from contracts.codec import Decoded, InvalidMessageError, check_headers, check_key, decode
 from services.platform import inbox, journal, outbox
 from services.platform.delivery import (
     BatchHooks,
@@ -40,6 +37,7 @@ from services.platform.delivery import (
     traced,
     worth_retrying_whole,
 )
+from services.platform.items import Item, duplicates, entry, hooks_of, read, type_of
 from services.platform.observe import log_rejected, observed
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import ConsumerSettings
@@ -62,20 +60,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("checkout_saga.consumer")
-
-UNREADABLE = "(unreadable)"
-"""The type logged, counted and journaled for a record that is no message (e.g. malformed JSON)."""
-
-
-@dataclass(slots=True)
-class _Item:
-    """One delivery of a batch on its way through: decoded (or why not) and what became of it."""
-
-    delivery: Delivery
-    route: Route
-    decoded: Decoded | None = None
-    error: str | None = None
-    outcome: Outcome | None = None
 
 
 class Consumer:
@@ -114,7 +98,7 @@ class Consumer:
         Every slot finishes before the error is raised, so slots that committed stay committed
         (their redelivery is recognised by the inbox).
         """
-        items = [_decoded(delivery, route) for delivery, route in batch]
+        items = [read(delivery, route) for delivery, route in batch]
         with scope.bound(self.telemetry.metrics):
             results = await asyncio.gather(
                 *(self._run_slot(slot) for slot in self._slots(items)), return_exceptions=True
@@ -124,23 +108,23 @@ class Consumer:
                 raise result
         return [item.outcome or Outcome.APPLIED for item in items]
 
-    def _slots(self, items: list[_Item]) -> list[list[_Item]]:
+    def _slots(self, items: list[Item]) -> list[list[Item]]:
         # Partition p always maps to slot p % n: one partition's records stay in one slot, in
         # order, and one order's messages (same key, same partition number) never race.
         if len(items) < self.settings.parallel_min_records:
             # A trickle: one transaction, records already in partition order.
             return [items] if items else []
-        slots: dict[int, list[_Item]] = {}
+        slots: dict[int, list[Item]] = {}
         for item in items:
             slots.setdefault(item.delivery.partition % self.settings.parallel, []).append(item)
         return list(slots.values())
 
-    async def _run_slot(self, items: list[_Item]) -> None:
+    async def _run_slot(self, items: list[Item]) -> None:
         if len(items) > 1 and await self._try_batch(items):
             return
         await self._one_by_one(items)
 
-    async def _try_batch(self, items: list[_Item]) -> bool:
+    async def _try_batch(self, items: list[Item]) -> bool:
         """One transaction for the slot; False when it failed (then each record goes alone)."""
         for attempt in (1, 2):
             try:
@@ -158,7 +142,7 @@ class Consumer:
             return True
         return False
 
-    async def _one_by_one(self, items: list[_Item]) -> None:
+    async def _one_by_one(self, items: list[Item]) -> None:
         """Each record in its own transaction; a partition stops at a record that must wait.
 
         A first pass tries each record once: one that fails transiently (e.g. a payment whose
@@ -179,9 +163,9 @@ class Consumer:
         if failure is not None:
             raise failure
 
-    async def _first_pass(self, items: list[_Item]) -> list[_Item]:
+    async def _first_pass(self, items: list[Item]) -> list[Item]:
         """Each record once, without backoff; returns those left for the retrying pass."""
-        later: list[_Item] = []
+        later: list[Item] = []
         held: set[tuple[str, int]] = set()
         for item in items:
             position = (item.delivery.topic, item.delivery.partition)
@@ -194,7 +178,7 @@ class Consumer:
             later.append(item)
         return later
 
-    async def _single(self, item: _Item, attempts: int | None = None) -> None:
+    async def _single(self, item: Item, attempts: int | None = None) -> None:
         """One record in its own transaction: applied, dead-lettered, or RetryLaterError."""
         limit = attempts or self.settings.retry_attempts
         attempt = 0
@@ -218,7 +202,7 @@ class Consumer:
                 self._count_retry(exc, item.route.message_type)
                 await asyncio.sleep(self._backoff(attempt))
 
-    async def _transaction(self, items: list[_Item], *, trial: bool = False) -> None:
+    async def _transaction(self, items: list[Item], *, trial: bool = False) -> None:
         """Inbox claim of every id, the steps in record order, one outbox insert, one commit.
 
         A trial is a whole slot's attempt: if it fails, its records are handled again.
@@ -229,35 +213,35 @@ class Consumer:
         with scope.transaction(trial=trial):
             async with self.engine.begin() as conn:
                 fresh = await self._claim_fresh(conn, items)
-                hooks = _hooks(fresh)
+                hooks = hooks_of(fresh)
                 for hook, batch in hooks:
                     await hook.before_batch(conn, batch)
                 for item in fresh:
                     before = len(produced)
                     with journal.noting() as notes:
                         produced += await self._handle(conn, item)
-                    consumed.append(_entry(item, Outcome.APPLIED, journal.detail_of(notes), before))
+                    consumed.append(entry(item, Outcome.APPLIED, journal.detail_of(notes), before))
                 for hook, _ in hooks:
                     await hook.after_batch(conn)
-                consumed += _duplicates(items, fresh, len(produced))
+                consumed += duplicates(items, fresh, len(produced))
                 await outbox.write(
                     conn, self.mailbox.outbox, produced, self.mailbox.lanes, consumed
                 )
         self._settle(items, {id(i) for i in fresh})
 
-    def _unreadable(self, items: list[_Item]) -> tuple[list[OutboxMessage], list[journal.Consumed]]:
+    def _unreadable(self, items: list[Item]) -> tuple[list[OutboxMessage], list[journal.Consumed]]:
         """The dead letters of the records that could not be read, and their journal rows."""
         letters: list[OutboxMessage] = []
         consumed: list[journal.Consumed] = []
         for item in items:
             if item.error is not None:
-                consumed.append(_entry(item, Outcome.DEAD_LETTERED, item.error, len(letters)))
+                consumed.append(entry(item, Outcome.DEAD_LETTERED, item.error, len(letters)))
                 letters.append(dead_letter(item.delivery, item.error, 1, self.service))
         return letters, consumed
 
-    async def _claim_fresh(self, conn: AsyncConnection, items: list[_Item]) -> list[_Item]:
+    async def _claim_fresh(self, conn: AsyncConnection, items: list[Item]) -> list[Item]:
         """The items to apply: decoded, first of their id in the batch, not in the inbox yet."""
-        first: dict[uuid.UUID, _Item] = {}
+        first: dict[uuid.UUID, Item] = {}
         for item in items:
             if item.decoded is not None:
                 first.setdefault(item.decoded.envelope.message_id, item)
@@ -270,7 +254,7 @@ class Consumer:
         )
         return [i for mid, i in first.items() if mid in claimed]
 
-    async def _handle(self, conn: AsyncConnection, item: _Item) -> list[OutboxMessage]:
+    async def _handle(self, conn: AsyncConnection, item: Item) -> list[OutboxMessage]:
         assert item.decoded is not None
         service, message_type = self.service, item.route.message_type
         started = time.perf_counter()
@@ -281,14 +265,14 @@ class Consumer:
         scope.observe(lambda m: m.handling.labels(service, message_type).observe(took))
         return produced
 
-    def _settle(self, items: list[_Item], fresh: set[int]) -> None:
+    def _settle(self, items: list[Item], fresh: set[int]) -> None:
         for item in items:
             if item.decoded is None:
                 item.outcome = Outcome.DEAD_LETTERED
                 self._log_rejected(item, item.error or "invalid")
             else:
                 item.outcome = Outcome.APPLIED if id(item) in fresh else Outcome.DUPLICATE
-            self._count(item.outcome, _type_of(item))
+            self._count(item.outcome, type_of(item))
         self.telemetry.metrics.batches.labels(self.service).observe(len(items))
 
     def _observed(self, delivery: Delivery, message_type: str) -> ContextManager[Span | None]:
@@ -311,77 +295,15 @@ class Consumer:
         )
         return random.uniform(0, ceiling)  # full jitter: retries of many consumers spread out
 
-    async def _dead_letter(self, item: _Item, reason: str, attempts: int) -> None:
+    async def _dead_letter(self, item: Item, reason: str, attempts: int) -> None:
         """Park a record that can never apply; not claimed, so a replay of it can apply."""
         letter = dead_letter(item.delivery, reason, attempts, self.service)
-        entry = _entry(item, Outcome.DEAD_LETTERED, reason, 0)
+        row = entry(item, Outcome.DEAD_LETTERED, reason, 0)
         async with self.engine.begin() as conn:
-            await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes, [entry])
+            await outbox.write(conn, self.mailbox.outbox, [letter], self.mailbox.lanes, [row])
         self._log_rejected(item, reason)
         item.outcome = Outcome.DEAD_LETTERED
-        self._count(Outcome.DEAD_LETTERED, _type_of(item))
+        self._count(Outcome.DEAD_LETTERED, type_of(item))
 
-    def _log_rejected(self, item: _Item, reason: str) -> None:
-        log_rejected(self.service, item.delivery, _type_of(item), reason)
-
-
-def _hooks(items: list[_Item]) -> list[tuple[BatchHooks, list[Decoded]]]:
-    """The batch-aware handlers among the items' routes, each with its records in order."""
-    found: dict[int, tuple[BatchHooks, list[Decoded]]] = {}
-    for item in items:
-        hooks = item.route.hooks
-        if hooks is not None and item.decoded is not None:
-            found.setdefault(id(hooks), (hooks, []))[1].append(item.decoded)
-    return list(found.values())
-
-
-def _duplicates(items: list[_Item], fresh: list[_Item], before: int) -> list[journal.Consumed]:
-    """'in' rows of the decoded records not applied: in the inbox already, or twice in the batch."""
-    applied = {id(i) for i in fresh}
-    return [
-        _entry(i, Outcome.DUPLICATE, None, before)
-        for i in items
-        if i.decoded is not None and id(i) not in applied
-    ]
-
-
-def _entry(item: _Item, outcome: Outcome, detail: str | None, before: int) -> journal.Consumed:
-    """The journal's 'in' row of a record: keyed like the record, its envelope's id when read."""
-    delivery, envelope = item.delivery, item.decoded.envelope if item.decoded else None
-    key = delivery.key
-    if key is None:  # refused for it, but still this checkout's if its envelope says so
-        key = str(envelope.correlation_id) if envelope else ""
-    return journal.Consumed(
-        correlation_id=journal.cut(key),
-        message_id=envelope.message_id if envelope else _header_id(delivery),
-        message_type=_type_of(item),
-        topic=delivery.topic,
-        outcome=outcome.value,
-        detail=journal.cut(detail) if detail else None,
-        before=before,
-    )
-
-
-def _type_of(item: _Item) -> str:
-    """The record's message type as read; an unreadable record is no message of its topic's type."""
-    return item.decoded.envelope.message_type if item.decoded else UNREADABLE
-
-
-def _header_id(delivery: Delivery) -> uuid.UUID:
-    """An unreadable record's id as its header says, else the nil UUID (it has none to give)."""
-    try:
-        return uuid.UUID(delivery.headers.get(MessageHeaders.MESSAGE_ID, ""))
-    except ValueError:
-        return uuid.UUID(int=0)
-
-
-def _decoded(delivery: Delivery, route: Route) -> _Item:
-    item = _Item(delivery, route)
-    try:
-        decoded = decode(delivery.value, route.message_type)
-        check_key(decoded.envelope, delivery.key)
-        check_headers(decoded.envelope, delivery.headers)
-        item.decoded = decoded
-    except InvalidMessageError as exc:
-        item.error = str(exc)
-    return item
+    def _log_rejected(self, item: Item, reason: str) -> None:
+        log_rejected(self.service, item.delivery, type_of(item), reason)

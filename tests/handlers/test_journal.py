@@ -31,7 +31,8 @@ from saga import timeouts
 from saga.handlers import policy_of
 from services.inventory import repository as inventory_repo
 from services.platform import journal, outbox
-from services.platform.consumer import UNREADABLE, Delivery, Outcome, Route
+from services.platform.consumer import Delivery, Outcome, Route
+from services.platform.items import UNREADABLE
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import Settings
 from tests.handlers import ServiceDriver

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from contracts.codec import Decoded
 from services.inventory import tables
 from services.platform.batch_loop import _FetchPace
-from services.platform.consumer import Consumer, Delivery, Mailbox, Route, _Item
+from services.platform.consumer import Consumer, Delivery, Mailbox, Route
+from services.platform.items import Item
 from services.platform.offsets import OffsetCommitter, first_offsets, next_offsets
 from services.platform.outbox import OutboxMessage
 from services.platform.settings import ConsumerSettings, KafkaSettings
@@ -39,18 +40,18 @@ def _consumer(parallel: int) -> Consumer:
     )
 
 
-def _items(partitions: Sequence[int]) -> list[_Item]:
+def _items(partitions: Sequence[int]) -> list[Item]:
     """One record per entry, on that partition, offsets rising per partition in batch order."""
     seen: dict[int, int] = {}
     items = []
     for p in partitions:
         seen[p] = seen.get(p, -1) + 1
         record = Delivery(b"", "topic", p, seen[p], key=None, headers={})
-        items.append(_Item(record, ROUTE))
+        items.append(Item(record, ROUTE))
     return items
 
 
-def _position(item: _Item) -> tuple[int, int]:
+def _position(item: Item) -> tuple[int, int]:
     return item.delivery.partition, item.delivery.offset
 
 
