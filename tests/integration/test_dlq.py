@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
@@ -21,6 +22,7 @@ from contracts import (
 )
 from contracts.codec import encode, headers_for
 from contracts.topics import topic_for
+from ops.admin.app import create_admin_app
 from ops.cli.dlq import dlq_app
 from services.platform.dlq import DeadLetter, DeadLetterFilter, read_dead_letters
 from services.platform.settings import KafkaSettings
@@ -186,3 +188,45 @@ async def test_every_letter_of_a_batched_write_is_listed(
 
 
 BATCH = 40
+
+
+async def test_a_letter_replayed_over_the_admin_api_applies_and_its_timeline_shows_both(
+    stack: Stack, payer: ScriptedPayer, producer: AIOKafkaProducer
+) -> None:
+    sku = f"SKU-{uuid.uuid4().hex[:10]}"
+    await stack.set_stock(sku, 5)
+    start = CheckoutStarted(
+        order_id=uuid.uuid4(),
+        buyer_id="dlq-buyer",
+        currency="EUR",
+        items=[LineItem(sku=sku, quantity=1, unit_price=Decimal("7.00"))],
+    )
+    message_id = await _stale_payment(producer, start)
+    await _letters(stack.settings.kafka, DeadLetterFilter(message_id=str(message_id)), 1)
+    await publish(producer, start)
+    await eventually(lambda: stack.saga_state(start.order_id), timeout=TIMEOUT)
+
+    app = create_admin_app(stack.settings, stack.engine)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+            answer = await client.post(
+                "/admin/v1/dead-letters/replay", json={"ids": [str(message_id)]}
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"replayed": 1, "missing": []}
+
+            async def both_journaled() -> list[str]:
+                view = (await client.get(f"/admin/v1/checkouts/{start.order_id}")).json()
+                told = [
+                    e["outcome"]
+                    for e in view["timeline"]
+                    if e.get("message_id") == str(message_id) and e.get("service") == "saga"
+                ]
+                return told if "applied" in told else []
+
+            told = await eventually(both_journaled, timeout=TIMEOUT)
+    finally:
+        await app.state.admin.telemetry.close()
+    # First refused (no saga yet), then applied once replayed: the timeline tells both.
+    assert told == ["dead_lettered", "applied"]
