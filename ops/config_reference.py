@@ -145,6 +145,8 @@ DESCRIPTIONS: dict[str, str] = {
     "CHECKOUT_CART__ABANDON_BATCH_SIZE": "Idle carts one scan marks abandoned.",
     "CHECKOUT_CART__IDEMPOTENCY_TTL_S": "Seconds an `Idempotency-Key` and its answer are kept "
     "(default 7 days).",
+    "CHECKOUT_CART__GUEST_TTL_S": "Seconds a guest token (`POST /api/v1/guest-sessions`) stays "
+    "valid after it is issued (default 7 days).",
     # Admin API
     "CHECKOUT_ADMIN__TOKEN": "When set, every admin endpoint except `/health/*` requires "
     "`Authorization: Bearer <token>`; unset, the admin API is open to whoever reaches it.",

@@ -16,12 +16,14 @@ from contracts import LineItem
 
 
 class CartStatus(StrEnum):
-    """Life of a cart: active, checked out into an order, then cleared (or abandoned)."""
+    """Life of a cart: active, checked out into an order, then cleared (or abandoned, merged)."""
 
     ACTIVE = "active"
     CHECKED_OUT = "checked_out"
     CLEARED = "cleared"
     ABANDONED = "abandoned"
+    MERGED = "merged"
+    """A guest cart taken into a buyer's cart on sign-in (`merged_into` names it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,3 +152,35 @@ async def touch(conn: AsyncConnection, cart_id: uuid.UUID, currency: str | None 
 async def delete_cart(conn: AsyncConnection, cart_id: uuid.UUID) -> None:
     """Discard a cart and its lines (only ever an active one: it became no order)."""
     await conn.execute(delete(carts).where(carts.c.cart_id == cart_id))
+
+
+async def put_snapshot_line(
+    conn: AsyncConnection, cart_id: uuid.UUID, sku: str, quantity: int, snapshot: Snapshot
+) -> None:
+    """Set a line's quantity and this snapshot as it was taken (a merge keeps the newer one)."""
+    columns = {
+        "quantity": quantity,
+        "unit_price": snapshot.unit_price,
+        "currency": snapshot.currency,
+        "offer_id": snapshot.offer_id,
+        "vendor_id": snapshot.vendor_id,
+        "captured_at": snapshot.captured_at,
+    }
+    insert = pg_insert(cart_items).values(id=uuid.uuid4(), cart_id=cart_id, sku=sku, **columns)
+    await conn.execute(
+        insert.on_conflict_do_update(index_elements=["cart_id", "sku"], set_=columns)
+    )
+
+
+async def mark_merged(conn: AsyncConnection, cart_id: uuid.UUID, into: uuid.UUID | None) -> None:
+    """Close a guest cart as merged into a buyer's cart (its lines stay, for the record)."""
+    await conn.execute(
+        update(carts)
+        .where(carts.c.cart_id == cart_id)
+        .values(
+            status=CartStatus.MERGED,
+            merged_into=into,
+            version=carts.c.version + 1,
+            updated_at=func.now(),
+        )
+    )

@@ -42,8 +42,11 @@ carts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Any buyer change touches it; the abandon job claims active carts idle past the TTL.
     Column("last_activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A merged guest cart: the buyer's cart it went into.
+    Column("merged_into", Uuid),
     CheckConstraint(
-        "status IN ('active', 'checked_out', 'cleared', 'abandoned')", name="ck_carts_status"
+        "status IN ('active', 'checked_out', 'cleared', 'abandoned', 'merged')",
+        name="ck_carts_status",
     ),
     Index("ix_carts_buyer", "buyer_id"),
     Index("ix_carts_idle", "last_activity_at", postgresql_where=text("status = 'active'")),
@@ -147,6 +150,22 @@ order_status = Table(
     ),
     Index("ix_order_status_buyer", "buyer_id"),
     Index("ix_order_status_group", "checkout_group_id"),
+)
+
+# Guest sessions: only the SHA-256 of each token is kept. A merge ends the session and keeps
+# its answer, so a retried merge of the same token by the same buyer answers it again.
+guest_sessions = Table(
+    "guest_sessions",
+    metadata,
+    Column("session_id", Uuid, primary_key=True),
+    Column("token_sha256", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("merged_by", Text),
+    Column("merge_result", JSON),
+    UniqueConstraint("token_sha256", name="uq_guest_sessions_token_sha256"),
+    CheckConstraint("(merged_by IS NULL) = (merge_result IS NULL)", name="ck_guest_sessions_merge"),
 )
 
 # One row per order whose cart was cleared: proves "cleared exactly once".

@@ -159,6 +159,7 @@ class CartApiSettings(BaseModel):
     abandon_poll_interval_s: float = Field(default=60.0, gt=0)
     abandon_batch_size: int = Field(default=100, ge=1, le=10_000)
     idempotency_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    guest_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
 
 
 class AdminSettings(BaseModel):

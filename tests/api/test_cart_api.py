@@ -223,6 +223,8 @@ async def test_the_openapi_document_lists_every_endpoint(client: httpx.AsyncClie
         ("POST", "/api/v1/checkout"),
         ("GET", "/api/v1/orders/{order_id}"),
         ("GET", "/api/v1/checkout-groups/{group_id}"),
+        ("POST", "/api/v1/guest-sessions"),
+        ("POST", "/api/v1/cart/merge"),
     }
     checkout = paths["/api/v1/checkout"]["post"]
     headers = {p["name"]: p["required"] for p in checkout["parameters"] if p["in"] == "header"}
@@ -234,6 +236,12 @@ async def test_the_openapi_document_lists_every_endpoint(client: httpx.AsyncClie
         "bearer",
         "X-Buyer-Id",
     )
+    assert schemes["GuestToken"]["name"] == "Authorization"
+    security = {path: ops["post"]["security"] for path, ops in paths.items() if "post" in ops}
+    assert security["/api/v1/guest-sessions"] == []
+    assert {"GuestToken": []} not in security["/api/v1/cart/merge"]
+    assert {"GuestToken": []} in security["/api/v1/cart/items"]
+    assert not [op for op in _operations(paths) if "x-identity" in op]
 
 
 def _operations(paths: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

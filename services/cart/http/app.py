@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.cart.http import problems, routes_cart, routes_checkout
+from services.cart.http import problems, routes_cart, routes_checkout, routes_guest
 from services.cart.http.deps import ApiContext
 from services.platform.db import create_engine
 from services.platform.http_server import Listen, serve_asgi
@@ -23,6 +23,10 @@ check it out once (even when their network retries) and follow the order to its 
 **Buyer identity**: `Authorization: Bearer <buyer id>` or the `X-Buyer-Id` header (the name
 is `CHECKOUT_CART__BUYER_HEADER`). Neither is verified here: deploy behind an authenticating
 proxy that sets one. A buyer only ever sees their own cart and orders; anything else is 404.
+
+**Guests**: `POST /guest-sessions` issues a token; send `Authorization: Guest <token>` until it
+expires (401 after). A guest checks out only with `buyer_email` and cannot merge; on sign-in
+the buyer merges the guest cart with `POST /cart/merge` (once; a retry answers the same).
 
 **Concurrency**: every cart response carries `ETag: "<version>"`; send it back as `If-Match`
 to refuse a change to a cart that changed meanwhile (409). Without it, concurrent changes of
@@ -48,9 +52,18 @@ class CartApi(FastAPI):
         header = self.state.cart_api.settings.cart.buyer_header
         schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
         schemes["BuyerHeader"] = {"type": "apiKey", "in": "header", "name": header}
+        schemes["GuestToken"] = {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Guest <token>`, the token of POST /api/v1/guest-sessions.",
+        }
+        buyer: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"BuyerHeader": []}]
+        security = {"anyone": [], "buyer": buyer}
         for operations in document["paths"].values():
             for operation in operations.values():
-                operation["security"] = [{"HTTPBearer": []}, {"BuyerHeader": []}]
+                who = operation.pop(routes_guest.IDENTITY, None)
+                operation["security"] = security.get(who, [*buyer, {"GuestToken": []}])
         return document
 
 
@@ -66,6 +79,7 @@ def create_http_app(settings: Settings, engine: AsyncEngine) -> CartApi:
     problems.install(app)
     app.include_router(routes_cart.router, prefix=API_PREFIX)
     app.include_router(routes_checkout.router, prefix=API_PREFIX)
+    app.include_router(routes_guest.router, prefix=API_PREFIX)
     return app
 
 

@@ -1,7 +1,8 @@
 """What every cart route needs: the app's context, the buyer, If-Match, and idempotent execution.
 
 The buyer is `Authorization: Bearer <buyer id>` or the configured header (X-Buyer-Id). Neither
-is checked here: a real deployment puts an authenticating proxy in front of this API.
+is checked here: a real deployment puts an authenticating proxy in front of this API. A guest
+is `Authorization: Guest <token>`, a token this API issued and checks (`guests`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.cart import idempotency
+from services.cart import guests, idempotency
+from services.cart.guest_rules import GUEST_PREFIX, guest_buyer_id, is_guest
 from services.cart.http.problems import ProblemError
 from services.cart.http.schemas import FieldError
 from services.cart.idempotency import StoredResponse
@@ -44,6 +46,11 @@ class ApiContext:
         """How long an idempotency key replays its first response."""
         return timedelta(seconds=self.settings.cart.idempotency_ttl_s)
 
+    @property
+    def guest_ttl(self) -> timedelta:
+        """How long a guest token stays valid after it is issued."""
+        return timedelta(seconds=self.settings.cart.guest_ttl_s)
+
 
 def context(request: Request) -> ApiContext:
     """The context create_http_app stored on the app."""
@@ -66,24 +73,62 @@ def _unauthorized(detail: str) -> ProblemError:
     )
 
 
-def buyer(
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes the request: a buyer id, and whether it is a guest's."""
+
+    buyer_id: str
+    guest: bool
+
+
+GUEST_SCHEME = "guest"
+
+
+async def caller(
     request: Request,
     ctx: Ctx,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The buyer the request is made for; 401 when there is none (or two different ones)."""
+) -> Caller:
+    """The buyer or guest the request is made for; 401 when there is none (or two)."""
     header = request.headers.get(ctx.settings.cart.buyer_header)
-    token = credentials.credentials if credentials else None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == GUEST_SCHEME:
+        if header:
+            raise _unauthorized("send a guest token or a buyer id, not both")
+        return Caller(await _guest(ctx, token.strip()), guest=True)
+    return Caller(_buyer(ctx, header, credentials.credentials if credentials else None), False)
+
+
+async def _guest(ctx: ApiContext, token: str) -> str:
+    async with ctx.engine.connect() as conn:
+        session_id = await guests.live_session(conn, token) if token else None
+    if session_id is None:
+        raise _unauthorized("unknown, expired or ended guest token; start a new guest session")
+    return guest_buyer_id(session_id)
+
+
+def _buyer(ctx: ApiContext, header: str | None, token: str | None) -> str:
     if token and header and token != header:
         raise _unauthorized("the bearer token and the buyer header name different buyers")
     identity = (token or header or "").strip()
     if not identity:
         raise _unauthorized(
-            f"send Authorization: Bearer <buyer id> or {ctx.settings.cart.buyer_header}"
+            f"send Authorization: Bearer <buyer id>, {ctx.settings.cart.buyer_header}, "
+            "or Authorization: Guest <token>"
         )
     if len(identity) > MAX_BUYER_ID:
         raise _unauthorized(f"a buyer id has at most {MAX_BUYER_ID} characters")
+    if is_guest(identity):
+        raise _unauthorized(f"buyer ids starting with {GUEST_PREFIX!r} are reserved for guests")
     return identity
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
+
+
+def buyer(who: CallerDep) -> str:
+    """The buyer id the request is made for (a guest's own id for a guest)."""
+    return who.buyer_id
 
 
 Buyer = Annotated[str, Depends(buyer)]
@@ -127,6 +172,7 @@ async def run_once(
 ) -> tuple[StoredResponse, bool]:
     """Run work in one transaction, at most once per idempotency key; (response, replayed)."""
     async with ctx.engine.begin() as conn:
+        await guests.hold(conn, buyer_id)
         if key is not None:
             stored = await idempotency.claim(conn, buyer_id, key, request_hash, ctx.key_ttl)
             if stored is not None:

@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException
 
 from services.cart.checkout_rules import PriceChangedError
 from services.cart.domain import CartNotFoundError, CartRuleError, StaleCartError
+from services.cart.guests import GuestSessionError
 from services.cart.http.schemas import FieldError, PriceDifference, Problem, dump
 from services.cart.idempotency import KeyReusedError
+from services.cart.merging import InvalidGuestTokenError, MergedElsewhereError
 
 MEDIA_TYPE = "application/problem+json"
 PREFIX = "urn:checkout-saga:problem:"
@@ -114,6 +116,28 @@ async def _on_key_reused(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem, request)
 
 
+async def _on_guest_ended(request: Request, exc: Exception) -> JSONResponse:
+    detail = f"{exc}; start a new guest session"
+    errors = [FieldError(field="Authorization", reason=detail)]
+    problem = _problem(401, "unauthorized", "Unauthorized", detail, errors=errors)
+    return problem_response(problem, request)
+
+
+async def _on_invalid_guest_token(request: Request, exc: Exception) -> JSONResponse:
+    detail = f"{exc}: nothing to merge"
+    errors = [FieldError(field="guest_token", reason=str(exc))]
+    problem = _problem(422, "invalid-guest-token", "Invalid guest token", detail, errors=errors)
+    return problem_response(problem, request)
+
+
+async def _on_merged_elsewhere(request: Request, exc: Exception) -> JSONResponse:
+    errors = [FieldError(field="guest_token", reason=str(exc))]
+    problem = _problem(
+        409, "guest-cart-merged", "Guest cart already merged", str(exc), errors=errors
+    )
+    return problem_response(problem, request)
+
+
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(exc.problem, request)
@@ -135,6 +159,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StaleCartError, _on_stale)
     app.add_exception_handler(PriceChangedError, _on_price_changed)
     app.add_exception_handler(KeyReusedError, _on_key_reused)
+    app.add_exception_handler(GuestSessionError, _on_guest_ended)
+    app.add_exception_handler(InvalidGuestTokenError, _on_invalid_guest_token)
+    app.add_exception_handler(MergedElsewhereError, _on_merged_elsewhere)
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(HTTPException, _on_http)
 
@@ -143,9 +170,11 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries: these statuses answer with a problem detail."""
     reasons = {
         400: "Missing or malformed header (identity, Idempotency-Key, If-Match)",
-        401: "No buyer identity",
+        401: "No buyer identity, or an unknown, expired or ended guest token",
+        403: "Guests may not do this (sign in first)",
         404: "No such cart, item or order for this buyer",
-        409: "Stale If-Match, changed prices, or a reused Idempotency-Key",
+        409: "Stale If-Match, changed prices, a reused Idempotency-Key, or a guest cart merged "
+        "by another buyer",
         422: "The request breaks a cart rule (field-level reasons)",
     }
     return {s: {"model": Problem, "description": reasons[s]} for s in statuses}

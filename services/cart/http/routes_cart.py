@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart import shopping
+from services.cart import guests, shopping
 from services.cart.domain import ShoppingCart
 from services.cart.http.deps import (
     Buyer,
@@ -100,6 +100,7 @@ async def remove_item(
 async def delete_cart(ctx: Ctx, buyer: Buyer, if_match: IfMatch) -> Response:
     """Throw the active cart away."""
     async with ctx.engine.begin() as conn:
+        await guests.hold(conn, buyer)
         await shopping.discard(conn, buyer, if_match, ctx.lanes)
     return Response(status_code=204)
 

@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import CheckoutPolicy
 from services.cart import groups, order_view, shopping
 from services.cart.domain import CartNotFoundError
-from services.cart.http.deps import Buyer, Ctx, IfMatch, RequiredKey, respond, run_once
+from services.cart.http.deps import (
+    Buyer,
+    CallerDep,
+    Ctx,
+    IfMatch,
+    RequiredKey,
+    respond,
+    run_once,
+)
 from services.cart.http.order_schemas import (
     CheckoutAccepted,
     CheckoutGroupOut,
@@ -20,8 +28,8 @@ from services.cart.http.order_schemas import (
     Links,
     OrderOut,
 )
-from services.cart.http.problems import documented
-from services.cart.http.schemas import dump
+from services.cart.http.problems import ProblemError, documented
+from services.cart.http.schemas import FieldError, dump
 from services.cart.idempotency import StoredResponse, fingerprint
 
 router = APIRouter(tags=["checkout"])
@@ -61,7 +69,7 @@ def _identity(details: CheckoutRequest) -> Any:
 async def checkout(
     request: Request,
     ctx: Ctx,
-    buyer: Buyer,
+    caller: CallerDep,
     if_match: IfMatch,
     key: RequiredKey,
     body: Annotated[CheckoutRequest | None, Body()] = None,
@@ -72,9 +80,11 @@ async def checkout(
     with the differences, and lines below the minimum order quantity, above the cap or sold by
     the buyer's own vendor store are 422 with one reason per line; the cart stays active. The
     same Idempotency-Key with the same body replays the first answer; with another body it is
-    refused (409). Keys are remembered for 7 days.
+    refused (409). Keys are remembered for 7 days. A guest must give `buyer_email` (422).
     """
     details = body or CheckoutRequest()
+    _check_guest(caller, details)
+    buyer = caller.buyer_id
     links = _links(request)
 
     async def work(conn: AsyncConnection) -> StoredResponse:
@@ -85,6 +95,15 @@ async def checkout(
     request_hash = fingerprint("POST", request.url.path, _identity(details))
     response, replayed = await run_once(ctx, buyer, key, request_hash, work)
     return respond(response, replayed, Location=str(response.body["order_url"]))
+
+
+def _check_guest(caller: CallerDep, details: CheckoutRequest) -> None:
+    """A guest has no account to reach: the receipt needs an e-mail address."""
+    if caller.guest and not details.buyer_email:
+        reason = "a guest checks out with buyer_email (the receipt goes there)"
+        raise ProblemError(
+            422, "Email required", reason, FieldError(field="buyer_email", reason=reason)
+        )
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, responses=documented(401, 404))
