@@ -147,6 +147,17 @@ DESCRIPTIONS: dict[str, str] = {
     "(default 7 days).",
     "CHECKOUT_CART__GUEST_TTL_S": "Seconds a guest token (`POST /api/v1/guest-sessions`) stays "
     "valid after it is issued (default 7 days).",
+    # Cart summary cache
+    "CHECKOUT_CART__CACHE_URL": "Redis or Valkey URL of the cart summary cache "
+    "(`redis://:password@host:6379/0`, `rediss://` for TLS). Unset, `GET /cart` reads PostgreSQL "
+    "every time, in a production process; `checkout-saga dev` then starts an embedded Valkey.",
+    "CHECKOUT_CART__CACHE_TTL_S": "Seconds a cached cart lives. Also the bound on a stale cart "
+    "that another API process may serve after a write that could not reach Redis.",
+    "CHECKOUT_CART__CACHE_TIMEOUT_S": "Connect and read timeout of one Redis call; past it the "
+    "request reads PostgreSQL instead.",
+    "CHECKOUT_CART__CACHE_RETRY_AFTER_S": "Seconds the cache is left alone after a Redis failure "
+    "(reads go straight to PostgreSQL meanwhile).",
+    "CHECKOUT_CART__CACHE_MAX_CONNECTIONS": "Redis connections one API process may open.",
     # Admin API
     "CHECKOUT_ADMIN__TOKEN": "When set, every admin endpoint except `/health/*` requires "
     "`Authorization: Bearer <token>`; unset, the admin API is open to whoever reaches it.",
@@ -177,6 +188,11 @@ OTHER_VARIABLES: tuple[tuple[str, str], ...] = (
     (
         "CHECKOUT_TEST_KAFKA_BOOTSTRAP",
         "Test suite only: bootstrap servers of a broker for the tests.",
+    ),
+    (
+        "CHECKOUT_TEST_REDIS_URL",
+        "Test suite only: `redis://` URL of a Redis or Valkey server for the cart cache tests "
+        "(they use keys of their own buyers only).",
     ),
     (
         "CHECKOUT_TEST_NO_DOCKER",

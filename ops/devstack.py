@@ -1,8 +1,9 @@
 """`checkout-saga dev`: the whole product in one process on a laptop, with nothing else installed.
 
-PostgreSQL and Kafka come from CHECKOUT_DATABASE_URL / CHECKOUT_KAFKA__BOOTSTRAP_SERVERS when those
-are set, else from the embedded pair started here. Stops in reverse order: services, Tansu, then
-PostgreSQL, so no server is left running.
+PostgreSQL, Kafka and the cart cache's Redis come from CHECKOUT_DATABASE_URL /
+CHECKOUT_KAFKA__BOOTSTRAP_SERVERS / CHECKOUT_CART__CACHE_URL when those are set, else from embedded
+servers started here. Stops in reverse order: services, Valkey, Tansu, then PostgreSQL, so no
+server is left running.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from pydantic import SecretStr
@@ -43,6 +45,7 @@ from services.platform.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
     EmbeddedStartError,
+    EmbeddedValkey,
     create_database,
     run_blocking,
     url_with_database,
@@ -52,6 +55,7 @@ from services.platform.topics import ensure_topics
 from services.runtime import SERVICES, Runtime
 
 SESSION_TIMEOUT_ENV = "CHECKOUT_KAFKA__SESSION_TIMEOUT_MS"
+CACHE_ENV = "CHECKOUT_CART__CACHE_URL"
 DATABASE_NAME = "checkout"
 DEFAULT_KAFKA_PORT = 9092
 READY_LINE = "checkout-saga dev: ready (Ctrl-C to stop)"
@@ -83,6 +87,7 @@ class Infrastructure:
         self.environ = environ
         self.postgres: EmbeddedPostgres | None = None
         self.kafka: EmbeddedKafka | None = None
+        self.valkey: EmbeddedValkey | None = None
 
     def start_database(self, settings: Settings) -> str:
         """The database URL: the environment's, else a `checkout` database on embedded PostgreSQL."""
@@ -109,29 +114,53 @@ class Infrastructure:
             self.kafka = EmbeddedKafka(log_dir=log_dir).start()
         return self.kafka.bootstrap
 
+    def start_cache(self, settings: Settings) -> str:
+        """The cart cache's URL: the environment's, else an embedded Valkey (memory only)."""
+        if self.environ.get(CACHE_ENV) and settings.cart.cache_url is not None:
+            return settings.cart.cache_url.get_secret_value()
+        typer.echo("starting embedded Valkey for the cart cache")
+        self.valkey = EmbeddedValkey().start()
+        return self.valkey.url
+
     def stop(self) -> None:
-        """Stop Tansu, then PostgreSQL (each even if the other fails)."""
+        """Stop Valkey, Tansu, then PostgreSQL (each even if another fails)."""
+        valkey, self.valkey = self.valkey, None
         kafka, self.kafka = self.kafka, None
         postgres, self.postgres = self.postgres, None
         try:
-            if kafka is not None:
-                kafka.stop()
+            if valkey is not None:
+                valkey.stop()
         finally:
-            if postgres is not None:
-                postgres.stop()
+            try:
+                if kafka is not None:
+                    kafka.stop()
+            finally:
+                if postgres is not None:
+                    postgres.stop()
 
 
-def dev_settings(settings: Settings, database_url: str, bootstrap: str, *, short: bool) -> Settings:
+def dev_settings(
+    settings: Settings,
+    database_url: str,
+    bootstrap: str,
+    *,
+    short: bool,
+    cache_url: str | None = None,
+) -> Settings:
     """The settings with the chosen URLs; short group timeouts on an embedded broker."""
     kafka: dict[str, object] = {"bootstrap_servers": bootstrap}
     if short:
         # Tansu holds every consumer-group join for about half the session timeout, and a
         # process here joins one group per subscription: 2 s keeps startup around 15 s.
         kafka["session_timeout_ms"] = 2000
+    cart = settings.cart
+    if cache_url is not None:
+        cart = cart.model_copy(update={"cache_url": SecretStr(cache_url)})
     return settings.model_copy(
         update={
             "database_url": SecretStr(database_url),
             "kafka": settings.kafka.model_copy(update=kafka),
+            "cart": cart,
         }
     )
 
@@ -145,10 +174,13 @@ def _prepare(infra: Infrastructure, signals: StopSignals) -> Settings | None:
     bootstrap = infra.start_kafka(settings)
     if signals.requested:
         return None
+    cache_url = infra.start_cache(settings)
+    if signals.requested:
+        return None
     typer.echo("migrating the database")
     migrate.upgrade(database_url)
     short = infra.kafka is not None and not infra.environ.get(SESSION_TIMEOUT_ENV)
-    return dev_settings(settings, database_url, bootstrap, short=short)
+    return dev_settings(settings, database_url, bootstrap, short=short, cache_url=cache_url)
 
 
 def _masked(url: str) -> str:
@@ -171,6 +203,7 @@ def _announce(
     lines = [
         f"database:  {_masked(settings.database_url.get_secret_value())}  ({database})",
         f"kafka:     {kafka.bootstrap_servers}  ({broker})",
+        f"cache:     {_cache_line(settings, infra)}",
         f"services:  {', '.join(names) or '(none)'} + outbox relay, in this process",
         *_left_out(names),
         f"topics:    {', '.join(all_topics())} ({kafka.topic_partitions} partitions each)",
@@ -185,6 +218,21 @@ def _announce(
         f"  checkout-saga saga show {order_id}",
     ]
     typer.echo("\n".join(lines))
+
+
+def _cache_line(settings: Settings, infra: Infrastructure) -> str:
+    url = settings.cart.cache_url
+    where = "embedded Valkey, memory only" if infra.valkey else "from CHECKOUT_CART__CACHE_URL"
+    shown = _masked_redis(url.get_secret_value()) if url is not None else "(none)"
+    return f"{shown}  ({where}; the cart summary cache, GET /cart)"
+
+
+def _masked_redis(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _other_commands(data_dir: Path) -> list[str]:
@@ -226,7 +274,7 @@ async def _serve(
                 "services": list(names),
             }
             write_dev_state(infra.options.data_dir, state)
-            http = _serve_cart_api(settings, names, stop)
+            http = _serve_cart_api(settings, names, stop, runtime)
             admin = _serve_admin_api(settings, runtime, stop)
             _announce(settings, infra, names, seeded)
             typer.echo(READY_LINE)
@@ -240,7 +288,7 @@ async def _serve(
 
 
 def _serve_cart_api(
-    settings: Settings, names: Sequence[str], stop: asyncio.Event
+    settings: Settings, names: Sequence[str], stop: asyncio.Event, runtime: Runtime
 ) -> asyncio.Task[bool] | None:
     """The shoppers' HTTP API next to the cart service, stopped with everything else."""
     if "cart" not in names:
@@ -249,7 +297,9 @@ def _serve_cart_api(
 
     cart = settings.cart
     typer.echo(f"cart API:  http://{cart.http_host}:{cart.http_port}/api/v1 (docs at /docs)")
-    return asyncio.create_task(serve_http(settings, stop), name="cart-http")
+    # Its cache counts show on the admin API's /metrics with the runtime's.
+    metrics = runtime.telemetry.metrics
+    return asyncio.create_task(serve_http(settings, stop, metrics), name="cart-http")
 
 
 def _serve_admin_api(

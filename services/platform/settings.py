@@ -160,6 +160,17 @@ class CartApiSettings(BaseModel):
     abandon_batch_size: int = Field(default=100, ge=1, le=10_000)
     idempotency_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     guest_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    # The cart summary cache in Redis (or Valkey): redis://[:password@]host:port/db, rediss://
+    # for TLS; unset, GET /cart reads PostgreSQL every time.
+    cache_url: SecretStr | None = None
+    # Also the bound on a stale entry that another process may serve when a write could not
+    # invalidate it (Redis unreachable at that moment).
+    cache_ttl_s: float = Field(default=60.0, ge=1, le=24 * 3600)
+    # Short: a slow or dead Redis must cost a request little before it falls back to PostgreSQL.
+    cache_timeout_s: float = Field(default=0.1, gt=0, le=10)
+    # After a failure the cache is left alone this long: reads go straight to PostgreSQL.
+    cache_retry_after_s: float = Field(default=1.0, gt=0, le=600)
+    cache_max_connections: int = Field(default=50, ge=1, le=10_000)
 
 
 class AdminSettings(BaseModel):

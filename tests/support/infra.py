@@ -1,6 +1,6 @@
-"""Test backends: environment URLs, else testcontainers when Docker answers, else the embedded pair.
+"""Test backends: environment URLs, else testcontainers when Docker answers, else embedded servers.
 
-PostgreSQL and Kafka are chosen independently. Set CHECKOUT_TEST_NO_DOCKER=1 to skip the Docker
+PostgreSQL, Kafka and Redis (the cart cache) are chosen independently. Set CHECKOUT_TEST_NO_DOCKER=1 to skip the Docker
 probe (e.g. a Docker engine that answers but cannot pull images).
 """
 
@@ -24,6 +24,7 @@ from services.platform import migrate
 from services.platform.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
+    EmbeddedValkey,
     create_database,
     create_topics,
     drop_database,
@@ -33,6 +34,8 @@ from services.platform.embedded import (
 
 DATABASE_ENV = "CHECKOUT_TEST_DATABASE_URL"
 KAFKA_ENV = "CHECKOUT_TEST_KAFKA_BOOTSTRAP"
+REDIS_ENV = "CHECKOUT_TEST_REDIS_URL"
+REDIS_IMAGE = "redis:7-alpine"
 NO_DOCKER_ENV = "CHECKOUT_TEST_NO_DOCKER"
 POSTGRES_IMAGE = "postgres:16-alpine"
 DATABASE_PREFIX = "checkout_test_"
@@ -135,6 +138,24 @@ def kafka_broker(
 
 
 @contextmanager
+def redis_server(
+    environ: Mapping[str, str] = os.environ, docker_probe: DockerProbe = docker_available_once
+) -> Iterator[str]:
+    """Yield a redis:// URL of a Redis-protocol server, started here unless the env names one."""
+    choice = choose(REDIS_ENV, environ, docker_probe)
+    announce("redis", choice)
+    if choice.source == "env":
+        yield choice.value
+    elif choice.source == "docker":
+        with _redis_container() as container:
+            host = container.get_container_host_ip()
+            yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
+    else:
+        with EmbeddedValkey() as server:
+            yield server.url
+
+
+@contextmanager
 def fresh_database(server_url: str) -> Iterator[str]:
     """Yield the URL of a new database on server_url, dropped afterwards (best effort)."""
     name = f"{DATABASE_PREFIX}{secrets.token_hex(6)}"
@@ -164,6 +185,12 @@ def _kafka_container() -> Any:
     except ImportError:  # testcontainers before the community namespace
         from testcontainers.kafka import KafkaContainer
     return KafkaContainer()
+
+
+def _redis_container() -> Any:
+    from testcontainers.community.redis import RedisContainer
+
+    return RedisContainer(REDIS_IMAGE)
 
 
 @contextmanager

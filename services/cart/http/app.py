@@ -8,11 +8,13 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.cart.cache import CartCache, NoCache, cart_cache
 from services.cart.http import problems, routes_cart, routes_checkout, routes_guest
 from services.cart.http.deps import ApiContext
 from services.platform.db import create_engine
 from services.platform.http_server import Listen, serve_asgi
 from services.platform.settings import Settings
+from services.platform.telemetry.metrics import Metrics
 
 API_PREFIX = "/api/v1"
 
@@ -67,15 +69,20 @@ class CartApi(FastAPI):
         return document
 
 
-def create_http_app(settings: Settings, engine: AsyncEngine) -> CartApi:
-    """The cart API over this engine (the caller creates and disposes it)."""
+def create_http_app(
+    settings: Settings, engine: AsyncEngine, cache: CartCache | None = None
+) -> CartApi:
+    """The cart API over this engine and cache (the caller creates and closes both).
+
+    No cache (the default) reads every cart from PostgreSQL.
+    """
     app = CartApi(
         title="checkout-saga cart API",
         version="1.0.0",
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
     )
-    app.state.cart_api = ApiContext(engine=engine, settings=settings)
+    app.state.cart_api = ApiContext(engine=engine, settings=settings, cache=cache or NoCache())
     problems.install(app)
     app.include_router(routes_cart.router, prefix=API_PREFIX)
     app.include_router(routes_checkout.router, prefix=API_PREFIX)
@@ -83,16 +90,23 @@ def create_http_app(settings: Settings, engine: AsyncEngine) -> CartApi:
     return app
 
 
-async def serve_http(settings: Settings, stop: asyncio.Event | None = None) -> bool:
+async def serve_http(
+    settings: Settings, stop: asyncio.Event | None = None, metrics: Metrics | None = None
+) -> bool:
     """Serve the cart API on settings.cart.http_host:http_port until stopped (or Ctrl-C).
 
-    Creates and disposes its own engine. Run it with `asyncio.run(serve_http(settings))`, or
-    as a task next to a runtime, setting `stop` to shut it down; False if it could not listen.
+    Creates and disposes its own engine and cart cache (CHECKOUT_CART__CACHE_URL), whose counts
+    go to metrics when given. Run it with `asyncio.run(serve_http(settings))`, or as a task next
+    to a runtime, setting `stop` to shut it down; False if it could not listen.
     """
     engine = create_engine(settings)
+    cache = cart_cache(settings.cart)
+    if metrics is not None:
+        metrics.cart_cache.add(cache.counts)
     cart = settings.cart
     listen = Listen("cart API", cart.http_host, cart.http_port, access_log=True)
     try:
-        return await serve_asgi(create_http_app(settings, engine), listen, stop)
+        return await serve_asgi(create_http_app(settings, engine, cache), listen, stop)
     finally:
+        await cache.close()
         await engine.dispose()

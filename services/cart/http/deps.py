@@ -8,8 +8,9 @@ is `Authorization: Guest <token>`, a token this API issued and checks (`guests`)
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.cart import guests, idempotency
+from services.cart.cache import CartCache, NoCache
 from services.cart.guest_rules import GUEST_PREFIX, guest_buyer_id, is_guest
 from services.cart.http.problems import ProblemError
 from services.cart.http.schemas import FieldError
@@ -31,10 +33,11 @@ _ETAG = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
 @dataclass(frozen=True, slots=True)
 class ApiContext:
-    """The app's engine and settings, shared by every request."""
+    """The app's engine, settings and cart cache, shared by every request."""
 
     engine: AsyncEngine
     settings: Settings
+    cache: CartCache = field(default_factory=NoCache)
 
     @property
     def lanes(self) -> int:
@@ -170,8 +173,12 @@ Work = Callable[[AsyncConnection], Awaitable[StoredResponse]]
 async def run_once(
     ctx: ApiContext, buyer_id: str, key: str | None, request_hash: str, work: Work
 ) -> tuple[StoredResponse, bool]:
-    """Run work in one transaction, at most once per idempotency key; (response, replayed)."""
-    async with ctx.engine.begin() as conn:
+    """Run work in one transaction, at most once per idempotency key; (response, replayed).
+
+    Every work here changes the buyer's cart, so its cached copy is invalidated once the
+    transaction has ended.
+    """
+    async with changing(ctx, buyer_id), ctx.engine.begin() as conn:
         await guests.hold(conn, buyer_id)
         if key is not None:
             stored = await idempotency.claim(conn, buyer_id, key, request_hash, ctx.key_ttl)
@@ -181,6 +188,17 @@ async def run_once(
         if key is not None:
             await idempotency.record(conn, buyer_id, key, response)
     return response, False
+
+
+@asynccontextmanager
+async def changing(ctx: ApiContext, buyer_id: str) -> AsyncIterator[None]:
+    """Around a transaction that may change the buyer's cart: invalidate its cache afterwards."""
+    try:
+        yield
+    finally:
+        # After the commit (a reader's stale store is then refused, see services.cart.cache),
+        # and also after a failure: a commit whose answer was lost may still have happened.
+        await ctx.cache.invalidate(buyer_id)
 
 
 def respond(response: StoredResponse, replayed: bool = False, **headers: str) -> JSONResponse:

@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.cart import guests, shopping
+from services.cart.cache import CachedCart
 from services.cart.domain import ShoppingCart
 from services.cart.http.deps import (
     Buyer,
@@ -21,6 +22,7 @@ from services.cart.http.deps import (
     IfMatch,
     OptionalKey,
     RequiredKey,
+    changing,
     respond,
     run_once,
 )
@@ -45,12 +47,19 @@ async def _apply(ctx: Ctx, buyer: Buyer, change: Change) -> JSONResponse:
     return respond(response)
 
 
-@router.get("", response_model=CartOut, responses=documented(401, 404))
-async def get_cart(ctx: Ctx, buyer: Buyer) -> JSONResponse:
-    """The active cart with its lines, snapshots and totals (404 when there is none)."""
-    async with ctx.engine.connect() as conn:
+async def load_cart(engine: AsyncEngine, buyer: str) -> CachedCart:
+    """The buyer's active cart from PostgreSQL, rendered as GET answers it (CartNotFoundError)."""
+    async with engine.connect() as conn:
         cart = await shopping.view(conn, buyer)
-    return respond(_cart(cart))
+    return CachedCart(cart.version, bytes(respond(_cart(cart)).body))
+
+
+@router.get("", response_model=CartOut, responses=documented(401, 404))
+async def get_cart(ctx: Ctx, buyer: Buyer) -> Response:
+    """The active cart with its lines, snapshots and totals (404 when there is none)."""
+    cart = await ctx.cache.read(buyer, lambda: load_cart(ctx.engine, buyer))
+    # The very bytes and ETag of an uncached answer (respond renders both the same way).
+    return Response(cart.body, media_type="application/json", headers={"ETag": f'"{cart.version}"'})
 
 
 @router.post("/items", response_model=CartOut, responses=documented(400, 401, 409, 422))
@@ -99,7 +108,7 @@ async def remove_item(
 @router.delete("", status_code=204, responses=documented(400, 401, 404, 409))
 async def delete_cart(ctx: Ctx, buyer: Buyer, if_match: IfMatch) -> Response:
     """Throw the active cart away."""
-    async with ctx.engine.begin() as conn:
+    async with changing(ctx, buyer), ctx.engine.begin() as conn:
         await guests.hold(conn, buyer)
         await shopping.discard(conn, buyer, if_match, ctx.lanes)
     return Response(status_code=204)

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.cart import guests, merging
-from services.cart.http.deps import CallerDep, Ctx, respond
+from services.cart.http.deps import CallerDep, Ctx, changing, respond
 from services.cart.http.guest_schemas import GuestSessionOut, MergeOut, MergeRequest
 from services.cart.http.problems import ProblemError, documented
 from services.cart.http.schemas import FieldError, dump
@@ -56,7 +56,9 @@ async def merge_guest_cart(body: MergeRequest, ctx: Ctx, caller: CallerDep) -> J
         raise ProblemError(
             403, "Forbidden", reason, FieldError(field="Authorization", reason=reason)
         )
-    async with ctx.engine.begin() as conn:
+    # The buyer's cart changes: its cached copy goes. The guest's cannot be read any more (its
+    # session ends with the merge, so its token is refused before any cache is read).
+    async with changing(ctx, caller.buyer_id), ctx.engine.begin() as conn:
         answer, replayed = await merging.merge_guest(
             conn, caller.buyer_id, body.guest_token, ctx.lanes, _render
         )

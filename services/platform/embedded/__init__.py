@@ -1,4 +1,4 @@
-"""Embedded default pair: real PostgreSQL and Tansu from wheels; imports no service, no saga."""
+"""Embedded defaults from wheels: PostgreSQL, Tansu and Valkey; imports no service, no saga."""
 
 from services.platform.embedded._process import EmbeddedStartError, free_port, run_blocking
 from services.platform.embedded.kafka import EmbeddedKafka, create_topics
@@ -8,11 +8,13 @@ from services.platform.embedded.postgres import (
     drop_database,
     url_with_database,
 )
+from services.platform.embedded.valkey import EmbeddedValkey
 
 __all__ = [
     "EmbeddedKafka",
     "EmbeddedPostgres",
     "EmbeddedStartError",
+    "EmbeddedValkey",
     "create_database",
     "create_topics",
     "drop_database",

@@ -146,6 +146,9 @@ class Metrics:
 
         self.relays = _SummedCounters("checkout_relay", "Outbox relay, since process start")
         r.register(self.relays)
+        # e.g. checkout_cart_cache_hits_total, _misses_total, _errors_total (failed Redis calls).
+        self.cart_cache = _SummedCounters("checkout_cart_cache", "Cart summary cache")
+        r.register(self.cart_cache)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
