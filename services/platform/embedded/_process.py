@@ -9,7 +9,8 @@ import socket
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
@@ -18,6 +19,29 @@ T = TypeVar("T")
 
 class EmbeddedStartError(RuntimeError):
     """An embedded server did not come up; the message carries its log tail."""
+
+
+class EmbeddedServer:
+    """A server started by `start` and stopped by `stop`; `with` does both."""
+
+    def start(self) -> Self:
+        """Start the server and wait until it answers."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server (nothing when it is not running)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

@@ -12,7 +12,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaClient  # type: ignore[import-untyped, unused-ignore]
@@ -27,6 +26,7 @@ from aiokafka.errors import (  # type: ignore[import-untyped, unused-ignore]
 )
 
 from services.platform.embedded._process import (
+    EmbeddedServer,
     EmbeddedStartError,
     free_port,
     owns_listener,
@@ -37,7 +37,7 @@ from services.platform.embedded._process import (
 log = logging.getLogger("checkout_saga.embedded")
 
 
-class EmbeddedKafka:
+class EmbeddedKafka(EmbeddedServer):
     """A Tansu broker with memory storage (a restart loses everything), bound to one host:port.
 
     port=None picks a free port and retries another when Tansu cannot bind; an explicit port is
@@ -72,17 +72,6 @@ class EmbeddedKafka:
         self._temp_log_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         """Start Tansu and wait until it answers; EmbeddedStartError (with log tails) otherwise."""

