@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace import TracerProvider
@@ -11,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import SecretStr
 
+from ops.admin.app import create_admin_app
 from services.platform import migrate
 from services.platform.db import create_engine
 from services.platform.settings import KafkaSettings, RelaySettings, SagaSettings, Settings
@@ -18,7 +21,7 @@ from services.platform.telemetry import Telemetry
 from services.runtime import Runtime
 from tests.support import infra
 from tests.support.payer import ScriptedPayer
-from tests.support.stack import Stack
+from tests.support.stack import Admin, Stack
 
 PAYMENT_TIMEOUT_S = 5.0
 """Short enough for the timeout tests, long enough that a slow CI still pays in time."""
@@ -89,3 +92,23 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     """A plain Kafka producer, as an upstream service would use."""
     async with infra.plain_producer(kafka_bootstrap) as producer:
         yield producer
+
+
+@pytest.fixture
+def admin_client(stack: Stack) -> Admin:
+    """Opens an admin API client on its own (no runtime), with the given settings changes."""
+
+    @asynccontextmanager
+    async def open_client(**changes: object) -> AsyncIterator[httpx.AsyncClient]:
+        settings = stack.settings.model_copy(update=changes)
+        engine = create_engine(settings, pool_size=1)
+        app = create_admin_app(settings, engine)
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+                yield client
+        finally:
+            await app.state.admin.telemetry.close()
+            await engine.dispose()
+
+    return open_client

@@ -6,11 +6,8 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from decimal import Decimal
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
@@ -19,39 +16,16 @@ from typer.testing import CliRunner
 
 from contracts import CheckoutStarted
 from contracts.topics import topic_for
-from ops.admin.app import create_admin_app
 from ops.cli.admin import saga_app
-from services.platform.db import create_engine
 from services.platform.settings import AdminSettings, KafkaSettings, Settings
 from tests.support.builders import checkout_started
 from tests.support.payer import ScriptedPayer, eventually, publish
-from tests.support.stack import Stack
+from tests.support.stack import Admin, Stack
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60.0
 TOKEN = "s3cret-admin-token"
-Admin = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-@pytest.fixture
-def admin_client(stack: Stack) -> Admin:
-    """Opens an admin API client on its own (no runtime), with the given settings changes."""
-
-    @asynccontextmanager
-    async def open_client(**changes: object) -> AsyncIterator[httpx.AsyncClient]:
-        settings = stack.settings.model_copy(update=changes)
-        engine = create_engine(settings, pool_size=1)
-        app = create_admin_app(settings, engine)
-        transport = httpx.ASGITransport(app=app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
-                yield client
-        finally:
-            await app.state.admin.telemetry.close()
-            await engine.dispose()
-
-    return open_client
 
 
 async def _confirmed_checkout(stack: Stack, producer: AIOKafkaProducer) -> CheckoutStarted:

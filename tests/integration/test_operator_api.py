@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -16,46 +16,28 @@ from typer.testing import CliRunner
 
 from contracts import MessageHeaders, ReserveStockForOrder
 from contracts.topics import topic_for
-from ops.admin.app import create_admin_app
 from ops.cli.main import cli
 from saga.deadline_gate import partition_of
-from services.platform.db import create_engine
 from services.platform.settings import AdminSettings
 from tests.support.builders import checkout_started
 from tests.support.payer import ScriptedPayer, eventually, publish
-from tests.support.stack import Stack
+from tests.support.stack import Admin, Stack
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60.0
 TOKEN = "operator-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-Admin = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
+Opener = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture
-def admin(stack: Stack) -> Admin:
+def admin(admin_client: Admin) -> Opener:
     """An admin API client with a token, on the stack's database."""
-
-    @asynccontextmanager
-    async def open_client() -> AsyncIterator[httpx.AsyncClient]:
-        settings = stack.settings.model_copy(
-            update={"admin": AdminSettings(token=SecretStr(TOKEN))}
-        )
-        engine = create_engine(settings, pool_size=2)
-        app = create_admin_app(settings, engine)
-        transport = httpx.ASGITransport(app=app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
-                yield client
-        finally:
-            await app.state.admin.telemetry.close()
-            await engine.dispose()
-
-    return open_client
+    return lambda: admin_client(admin=AdminSettings(token=SecretStr(TOKEN)))
 
 
-async def test_the_token_guards_actions_and_the_stuck_list(admin: Admin) -> None:
+async def test_the_token_guards_actions_and_the_stuck_list(admin: Opener) -> None:
     order = uuid.uuid4()
     body = {"reason": "testing the guard"}
     async with admin() as client:
@@ -112,7 +94,7 @@ async def test_retry_and_abort_while_inventory_is_away(
     stack: Stack,
     payer: ScriptedPayer,
     producer: AIOKafkaProducer,
-    admin: Admin,
+    admin: Opener,
     kafka_bootstrap: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -188,7 +170,7 @@ async def test_retry_and_abort_while_inventory_is_away(
 
 
 async def _final_sagas_are_refused(
-    admin: Admin, order_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch, stack: Stack
+    admin: Opener, order_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch, stack: Stack
 ) -> None:
     async with admin() as client:
         refused = await client.post(

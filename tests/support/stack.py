@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,6 +19,9 @@ from services.inventory import repository as inventory_repo
 from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry
 from services.runtime import Runtime
+
+Admin = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+"""Opens an admin API client on the stack; keyword arguments change its settings."""
 
 
 @dataclass
