@@ -153,12 +153,8 @@ async def _answers(url: str) -> bool:
 @pytest.fixture(scope="session")
 async def payer(live: Stack, browser_bootstrap: str) -> AsyncIterator[ScriptedPayer]:
     """The payment provider (the simulator is not running): answers as each test scripts."""
-    scripted = ScriptedPayer(browser_bootstrap)
-    await scripted.start()
-    try:
+    async with ScriptedPayer(browser_bootstrap) as scripted:
         yield scripted
-    finally:
-        await scripted.stop()
 
 
 @pytest.fixture(scope="session")

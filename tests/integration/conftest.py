@@ -79,12 +79,8 @@ async def stack(integration_settings: Settings, telemetry: Telemetry) -> AsyncIt
 @pytest.fixture(scope="session")
 async def payer(stack: Stack, kafka_bootstrap: str) -> AsyncIterator[ScriptedPayer]:
     """The payment provider of these tests (the simulator is not running here)."""
-    scripted = ScriptedPayer(kafka_bootstrap)
-    await scripted.start()
-    try:
+    async with ScriptedPayer(kafka_bootstrap) as scripted:
         yield scripted
-    finally:
-        await scripted.stop()
 
 
 @pytest.fixture(scope="session")

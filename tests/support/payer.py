@@ -54,6 +54,13 @@ class ScriptedPayer:
         await _wait_assigned(consumer)
         self._task = asyncio.create_task(self._answer(consumer))
 
+    async def __aenter__(self) -> ScriptedPayer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         """Stop answering and close clients."""
         if self._task is not None:
