@@ -142,9 +142,11 @@ async def test_retry_and_abort_while_inventory_is_away(
     assert ids == [str(request["message_id"])] * 2, "the same command, published again"
 
     async def settled() -> bool:
-        stock_b = await stack.stock(sku_b)
+        # Confirmed is the saga's commit; inventory deducts when it consumes DeductStock, later.
+        stock_a, stock_b = await stack.stock(sku_a), await stack.stock(sku_b)
         return (
             await stack.saga_state(retried.order_id) == "Confirmed"
+            and stock_a["deducted"] == 2
             and await stack.saga_state(aborted.order_id) == "Failed"
             and (stock_b["available"], stock_b["reserved"]) == (5, 0)
             and bool(await stack.sent("saga", "ReleaseStockReservations", aborted.order_id))
