@@ -70,6 +70,11 @@ async def test_sagas_orders_and_stock_are_readable(
         assert (await client.get(f"/admin/v1/orders/{uuid.uuid4()}")).status_code == 404
         assert (await client.get("/admin/v1/orders/not-a-uuid")).status_code == 422
 
+        # Confirmed is the saga's commit; inventory deducts when it consumes DeductStock, later.
+        async def deducted() -> bool:
+            return (await stack.stock(sku))["deducted"] == 2
+
+        await eventually(deducted, timeout=60)
         stock = (await client.get("/admin/v1/stock", params={"sku": sku})).json()
         assert stock == [{"sku": sku, "available": 3, "reserved": 0, "deducted": 2}]
         everything = (await client.get("/admin/v1/stock")).json()
