@@ -1,4 +1,4 @@
-"""The cart schema: offers, carts with item snapshots, idempotency keys, checkout groups, order view."""
+"""The cart schema: offers, carts and snapshots, keys, checkout groups, order view, pricing rules."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSON, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB
 
 from services.cart.domain import HOUSE_VENDOR
 from services.platform.inbox import inbox_table
@@ -44,6 +44,10 @@ carts = Table(
     Column("last_activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # A merged guest cart: the buyer's cart it went into.
     Column("merged_into", Uuid),
+    # The buyer's delivery choice: destination (ISO 3166 country, region) and shipping method.
+    Column("ship_country", Text),
+    Column("ship_region", Text),
+    Column("shipping_method", Text),
     CheckConstraint(
         "status IN ('active', 'checked_out', 'cleared', 'abandoned', 'merged')",
         name="ck_carts_status",
@@ -87,7 +91,12 @@ offers = Table(
     Column("vendor_id", Text, nullable=False, server_default=HOUSE_VENDOR),
     # Minimum order quantity: fewer units of the product are refused at checkout.
     Column("moq", Integer, nullable=False, server_default="1"),
+    # What promotions select lines by, tax rates vary by and shipping bands weigh.
+    Column("category", Text),
+    Column("brand", Text),
+    Column("weight_grams", Integer, nullable=False, server_default="0"),
     CheckConstraint("unit_price > 0", name="ck_offers_unit_price"),
+    CheckConstraint("weight_grams >= 0", name="ck_offers_weight"),
     CheckConstraint("max_qty BETWEEN 1 AND 20", name="ck_offers_max_qty"),
     CheckConstraint("moq BETWEEN 1 AND max_qty", name="ck_offers_moq"),
     CheckConstraint("char_length(vendor_id) BETWEEN 1 AND 128", name="ck_offers_vendor_id"),
@@ -121,6 +130,8 @@ checkout_groups = Table(
     Column("currency", Text, nullable=False),
     Column("total", Numeric(16, 2), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The totals it was checked out at (subtotal, discounts, shipping, tax); None before pricing.
+    Column("pricing", JSONB),
     CheckConstraint("policy IN ('all_or_nothing', 'partial')", name="ck_checkout_groups_policy"),
     Index("ix_checkout_groups_buyer", "buyer_id"),
 )
@@ -176,6 +187,116 @@ clearances = Table(
     Column("cart_id", Uuid),
     Column("items_removed", Integer, nullable=False),
     Column("cleared_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The shop's discount rules: a code, or none for an automatic promotion. `target` and
+# `exclusions` are {"skus": [...], "categories": [...], "brands": [...]}; no target: the cart.
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("promotion_id", Text, primary_key=True),
+    Column("code", Text),
+    Column("kind", Text, nullable=False),
+    Column("value", Numeric(14, 4), nullable=False),
+    Column("stacking", Text, nullable=False),
+    Column("target", JSONB),
+    Column("exclusions", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("min_spend", Numeric(14, 2), nullable=False, server_default="0"),
+    Column("currency", Text),
+    Column("valid_from", DateTime(timezone=True)),
+    Column("valid_until", DateTime(timezone=True)),
+    Column("limit_total", Integer),
+    Column("limit_per_buyer", Integer),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("code", name="uq_promotions_code"),
+    CheckConstraint("kind IN ('percentage', 'fixed')", name="ck_promotions_kind"),
+    CheckConstraint(
+        "stacking IN ('exclusive', 'stackable', 'best_of')", name="ck_promotions_stacking"
+    ),
+)
+
+# Uses consumed, overall and per buyer: checkout takes one with a conditional update (never past
+# the limit, even when two checkouts race for the last use); a failed order gives it back.
+promotion_uses = Table(
+    "promotion_uses",
+    metadata,
+    Column("promotion_id", Text, primary_key=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    CheckConstraint("uses >= 0", name="ck_promotion_uses_uses"),
+)
+promotion_buyer_uses = Table(
+    "promotion_buyer_uses",
+    metadata,
+    Column("promotion_id", Text, primary_key=True),
+    Column("buyer_id", Text, primary_key=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
+    CheckConstraint("uses >= 0", name="ck_promotion_buyer_uses_uses"),
+)
+
+# Each promotion a checkout group used, what it took off, and when its use was given back.
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("group_id", Uuid, primary_key=True),
+    Column("promotion_id", Text, primary_key=True),
+    Column("buyer_id", Text, nullable=False),
+    Column("code", Text),
+    Column("amount", Numeric(14, 2), nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("redeemed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("returned_at", DateTime(timezone=True)),
+    Index("ix_redemptions_redeemed_at", "redeemed_at"),
+)
+
+# The codes a buyer entered on a cart (normalized); the engine decides at each pricing if they apply.
+cart_coupons = Table(
+    "cart_coupons",
+    metadata,
+    Column("cart_id", Uuid, ForeignKey("cart.carts.cart_id", ondelete="CASCADE"), primary_key=True),
+    Column("code", Text, primary_key=True),
+    Column("added_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Failed code guesses per subject ("buyer:<id>", "client:<address>") and fixed time window.
+coupon_attempts = Table(
+    "coupon_attempts",
+    metadata,
+    Column("subject", Text, primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+)
+
+# Shipping methods: destinations served (countries "DE" or regions "US-CA"), weight bands
+# [{"up_to_grams": int, "price": "4.90"}] in the method's currency, and availability rules.
+shipping_methods = Table(
+    "shipping_methods",
+    metadata,
+    Column("method_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("serves", ARRAY(Text), nullable=False),
+    Column("bands", JSONB, nullable=False),
+    Column("min_order_value", Numeric(14, 2)),
+    Column("max_order_value", Numeric(14, 2)),
+    Column("excluded_skus", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("excluded_categories", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    Column("free_from", Numeric(14, 2)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Tax rate tables by area: a country ("DE") or a region replacing its country's ("US-CA");
+# rates are fractions (0.19), `by_category` maps a category to its reduced rate.
+tax_rates = Table(
+    "tax_rates",
+    metadata,
+    Column("area", Text, primary_key=True),
+    Column("standard", Numeric(8, 6), nullable=False),
+    Column("by_category", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 outbox = outbox_table(metadata, SCHEMA)
