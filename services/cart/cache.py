@@ -2,7 +2,10 @@
 
 Two keys per buyer, hash-tagged so that both live in one cluster slot:
   checkout:cart:{<digest>}:gen    a generation, bumped after every write's commit
-  checkout:cart:{<digest>}:body   "<generation> <version> <body>", the body as GET renders it
+  checkout:cart:{<digest>}:body   "<generation> <version> <rules> <body>", the body as GET renders it
+and one for the shop:
+  checkout:cart:rules             the pricing rules' generation, bumped after a change of
+                                  promotions, shipping methods or tax rates (every cart's totals)
 
 The race this closes: a reader loads the old cart from PostgreSQL, a writer commits and
 invalidates, then the reader stores the old cart and later reads serve it. Here a reader reads
@@ -15,7 +18,9 @@ not replace a newer entry either. A read that starts after a write's response se
 generation, so it never serves an entry older than the write.
 Generations outlive entries (twice the TTL, renewed by every store and bump), so a generation
 never falls back to an older value while an entry of it exists; a reader slower than the TTL
-does not store.
+does not store. The rules generation works the same way for every cart at once: read before
+PostgreSQL (in the same round trip as the buyer's keys), bumped after the rules' commit, and an
+entry of an older rules generation is no hit.
 
 Redis down or slow: every call has a short timeout; a failure backs off for retry_after_s
 (reads go to PostgreSQL meanwhile), is logged once per outage and counted. How a write that
@@ -42,6 +47,7 @@ from services.platform.settings import CartApiSettings
 log = logging.getLogger("checkout_saga.cart.cache")
 
 PREFIX = "checkout:cart:"
+RULES_KEY = f"{PREFIX}rules"
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 # KEYS: generation, body. ARGV: the generation the reader saw, the entry, TTL ms, generation TTL ms.
@@ -85,6 +91,10 @@ class CartCache(Protocol):
         """Forget the buyer's cart; call after a write's transaction ended."""
         ...
 
+    async def invalidate_rules(self) -> None:
+        """Forget every cart's totals: the pricing rules changed (call after their commit)."""
+        ...
+
     def counts(self) -> dict[str, float]:
         """Hits, misses, errors, ... since the process started."""
         ...
@@ -104,6 +114,9 @@ class NoCache:
     async def invalidate(self, buyer_id: str) -> None:
         """Nothing to forget."""
 
+    async def invalidate_rules(self) -> None:
+        """Nothing to forget."""
+
     def counts(self) -> dict[str, float]:
         """Nothing counted."""
         return {}
@@ -118,22 +131,22 @@ def keys(buyer_id: str) -> tuple[str, str]:
     return f"{PREFIX}{{{digest}}}:gen", f"{PREFIX}{{{digest}}}:body"
 
 
-def encode(generation: int, cart: CachedCart) -> bytes:
-    """An entry as stored: generation, version, body."""
-    return f"{generation} {cart.version} ".encode() + cart.body
+def encode(generation: int, cart: CachedCart, rules: int = 0) -> bytes:
+    """An entry as stored: generation, version, rules generation, body."""
+    return f"{generation} {cart.version} {rules} ".encode() + cart.body
 
 
-def decode(entry: bytes | str | None, generation: int) -> CachedCart | None:
-    """The cart of an entry stored at this generation; None when absent, older or malformed."""
+def decode(entry: bytes | str | None, generation: int, rules: int = 0) -> CachedCart | None:
+    """The cart of an entry stored at these generations; None when absent, older or malformed."""
     if entry is None:
         return None
     raw = entry.encode() if isinstance(entry, str) else entry
-    parts = raw.split(b" ", 2)
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    parts = raw.split(b" ", 3)
+    if len(parts) != 4 or not all(part.isdigit() for part in parts[:3]):
         return None
-    if int(parts[0]) != generation:
+    if int(parts[0]) != generation or int(parts[2]) != rules:
         return None
-    return CachedCart(int(parts[1]), parts[2])
+    return CachedCart(int(parts[1]), parts[3])
 
 
 @dataclass
@@ -170,26 +183,33 @@ class RedisCartCache:
         if not self._health.may_read(buyer_id, self.clock()):
             self._counts.bypassed += 1
             return await load()
-        generation_key, body_key = keys(buyer_id)
         try:
-            generation_raw, entry = await self.client.mget([generation_key, body_key])
+            generation, rules, entry = await self._generations(buyer_id)
         except _FAILURES as exc:
             self._failed(exc)
             return await load()
         self._succeeded()
-        generation = int(generation_raw or 0)
-        cached = decode(entry, generation)
+        cached = decode(entry, generation, rules)
         if cached is not None:
             self._counts.hits += 1
             return cached
         self._counts.misses += 1
         started = self.clock()
         fresh = await load()
-        await self._store(buyer_id, generation, fresh, started)
+        await self._store(buyer_id, generation, fresh, started, rules)
         return fresh
 
+    async def _generations(self, buyer_id: str) -> tuple[int, int, bytes | None]:
+        """The buyer's and the rules' generations and the entry, in one round trip."""
+        # Two commands rather than one MGET: the rules key lives in another cluster slot.
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(RULES_KEY)
+            pipe.mget(list(keys(buyer_id)))
+            rules_raw, (generation_raw, entry) = await pipe.execute()
+        return int(generation_raw or 0), int(rules_raw or 0), entry
+
     async def _store(
-        self, buyer_id: str, generation: int, cart: CachedCart, started: float
+        self, buyer_id: str, generation: int, cart: CachedCart, started: float, rules: int
     ) -> None:
         now = self.clock()
         # A reader slower than the TTL might outlive its generation key: it does not store.
@@ -198,7 +218,12 @@ class RedisCartCache:
         try:
             stored = await self._store_script(
                 keys=list(keys(buyer_id)),
-                args=[str(generation), encode(generation, cart), self._ttl_ms, 2 * self._ttl_ms],
+                args=[
+                    str(generation),
+                    encode(generation, cart, rules),
+                    self._ttl_ms,
+                    2 * self._ttl_ms,
+                ],
             )
         except _FAILURES as exc:
             self._failed(exc)
@@ -219,6 +244,19 @@ class RedisCartCache:
             return
         self._succeeded()
         await self._settle_owed()
+
+    async def invalidate_rules(self) -> None:
+        """Bump the rules generation: every cached cart is stale at once.
+
+        Unlike a buyer's invalidation this is not owed when Redis is down: the rules change
+        rarely, entries expire within the TTL, and checkout re-prices against the rules anyway.
+        """
+        try:
+            await self.client.incr(RULES_KEY)
+        except _FAILURES as exc:
+            self._failed(exc)
+            return
+        self._succeeded()
 
     async def _bump(self, buyer_id: str) -> None:
         await self._bump_script(keys=list(keys(buyer_id)), args=[2 * self._ttl_ms])

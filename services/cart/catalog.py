@@ -1,4 +1,4 @@
-"""The cart's catalog: each product's current offer (price, currency, active, vendor, MOQ, cap)."""
+"""The cart's catalog: each product's current offer (terms, MOQ, cap) and its attributes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def _offer(row: Any) -> Offer:
         max_qty=row.max_qty,
         vendor_id=row.vendor_id,
         moq=row.moq,
+        category=row.category,
+        brand=row.brand,
+        weight_grams=row.weight_grams,
     )
 
 
@@ -38,12 +41,16 @@ async def set_offer(
     max_qty: int = MAX_ITEM_QUANTITY,
     vendor_id: str = HOUSE_VENDOR,
     moq: int = 1,
+    category: str | None = None,
+    brand: str | None = None,
+    weight_grams: int = 0,
 ) -> Offer:
     """Create or change a product's offer; a new price, currency or vendor is a new offer id.
 
     The offer id names the terms a snapshot was taken of, so it changes exactly when the
     terms do; toggling `active`, the cap or the MOQ keeps it (checkout checks those against
-    the current offer anyway).
+    the current offer anyway). Category, brand and weight are attributes, not terms: changing
+    them keeps the offer id too, and pricing reads them from the current offer.
     """
     values = {
         "sku": sku,
@@ -54,6 +61,9 @@ async def set_offer(
         "max_qty": max_qty,
         "vendor_id": vendor_id,
         "moq": moq,
+        "category": category,
+        "brand": brand,
+        "weight_grams": weight_grams,
     }
     return _offer((await conn.execute(_upsert(values))).one())
 
@@ -76,6 +86,9 @@ def _upsert(values: dict[str, Any]) -> Any:
             "max_qty": proposed.max_qty,
             "vendor_id": proposed.vendor_id,
             "moq": proposed.moq,
+            "category": proposed.category,
+            "brand": proposed.brand,
+            "weight_grams": proposed.weight_grams,
             "updated_at": func.now(),
         },
     ).returning(*offers.c)

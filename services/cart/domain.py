@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -83,7 +83,7 @@ HOUSE_VENDOR = "house"
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """The current offer of a product: id, price, currency, whether it sells, vendor, MOQ and cap."""
+    """The current offer of a product: price, currency, whether it sells, vendor, MOQ, cap, attributes."""
 
     sku: str
     offer_id: uuid.UUID
@@ -93,6 +93,10 @@ class Offer:
     max_qty: int
     vendor_id: str = HOUSE_VENDOR
     moq: int = 1
+    # What promotions select by, tax rates vary by and shipping weighs; not part of the terms.
+    category: str | None = None
+    brand: str | None = None
+    weight_grams: int = 0
 
     @property
     def limit(self) -> int:
@@ -127,6 +131,15 @@ class CartLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where the buyer wants the cart shipped and how; each part None until chosen."""
+
+    country: str | None = None
+    region: str | None = None
+    method_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ShoppingCart:
     """A buyer's cart as the API shows it: header, version and lines (ordered by SKU)."""
 
@@ -138,6 +151,9 @@ class ShoppingCart:
     created_at: datetime
     updated_at: datetime
     lines: tuple[CartLine, ...]
+    # The codes the buyer entered (normalized, in entry order) and the delivery chosen.
+    coupons: tuple[str, ...] = ()
+    delivery: Delivery = field(default_factory=Delivery)
 
     @property
     def total(self) -> Decimal:

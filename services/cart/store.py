@@ -12,11 +12,12 @@ from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart.domain import CartLine, CartStatus, Offer, ShoppingCart, Snapshot
-from services.cart.tables import cart_items, carts
+from services.cart.domain import CartLine, CartStatus, Delivery, Offer, ShoppingCart, Snapshot
+from services.cart.tables import cart_coupons, cart_items, carts
 
 
 async def lock_buyer(conn: AsyncConnection, buyer_id: str) -> None:
@@ -33,8 +34,15 @@ async def active_cart(
     conn: AsyncConnection, buyer_id: str, *, for_update: bool = False
 ) -> ShoppingCart | None:
     """The buyer's active cart (their newest, should an upstream have left several), or None."""
+    # The entered codes ride along in the same round trip, in the order they were entered.
+    codes = (
+        select(func.array_agg(aggregate_order_by(cart_coupons.c.code, cart_coupons.c.added_at)))
+        .where(cart_coupons.c.cart_id == carts.c.cart_id)
+        .scalar_subquery()
+        .label("coupons")
+    )
     stmt = (
-        select(carts)
+        select(carts, codes)
         .where(carts.c.buyer_id == buyer_id, carts.c.status == CartStatus.ACTIVE)
         .order_by(carts.c.created_at.desc(), carts.c.cart_id)
         .limit(1)
@@ -53,6 +61,8 @@ async def _with_lines(conn: AsyncConnection, row: Any) -> ShoppingCart:
         created_at=row.created_at,
         updated_at=row.updated_at,
         lines=await cart_lines(conn, row.cart_id),
+        coupons=tuple(row.coupons or ()),
+        delivery=Delivery(row.ship_country, row.ship_region, row.shipping_method),
     )
 
 

@@ -61,6 +61,21 @@ async def test_a_second_read_is_a_hit_with_the_uncached_bytes_and_etag(
         assert response.headers["content-type"] == uncached.headers["content-type"]
 
 
+async def test_a_change_of_the_pricing_rules_makes_every_cached_cart_a_miss(
+    cached_client: httpx.AsyncClient, cart_cache: RedisCartCache, engine: AsyncEngine
+) -> None:
+    shopper = Shopper(cached_client)
+    await shopper.add(await offer(engine, price="3.00"), 1)
+    await shopper.cart()
+    before = cart_cache.counts()
+
+    await cart_cache.invalidate_rules()
+    first, second = await shopper.cart(), await shopper.cart()
+
+    assert delta(cart_cache, before) == {"misses": 1, "hits": 1}
+    assert first.content == second.content
+
+
 async def test_no_cart_is_404_and_nothing_is_stored(
     cached_client: httpx.AsyncClient, cart_cache: RedisCartCache
 ) -> None:
@@ -186,11 +201,11 @@ class UnguardedCache(RedisCartCache):
     """The naive cache: stores what it loaded as the current cart, whatever happened meanwhile."""
 
     async def _store(
-        self, buyer_id: str, generation: int, cart: CachedCart, started: float
+        self, buyer_id: str, generation: int, cart: CachedCart, started: float, rules: int
     ) -> None:
         generation_key, body_key = keys(buyer_id)
         current = int(await self.client.get(generation_key) or 0)
-        await self.client.set(body_key, encode(current, cart))
+        await self.client.set(body_key, encode(current, cart, rules))
 
 
 @pytest.mark.parametrize("guarded", [True, False], ids=["guarded", "unguarded"])

@@ -54,6 +54,14 @@ def test_an_entry_is_a_hit_only_at_its_generation() -> None:
     assert decode(b"garbage", 0) is None
 
 
+def test_an_entry_of_older_pricing_rules_is_no_hit() -> None:
+    cart = CachedCart(2, b"{}")
+    entry = encode(5, cart, rules=1)
+    assert decode(entry, 5, rules=1) == cart
+    assert decode(entry, 5, rules=2) is None
+    assert decode(entry, 5) is None
+
+
 def test_keys_share_a_slot_and_hide_the_buyer() -> None:
     generation, body = keys("buyer {with} braces")
     assert generation.endswith(":gen")
