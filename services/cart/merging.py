@@ -9,7 +9,7 @@ answers the kept answer again; by another buyer it is refused.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,8 @@ class Merge:
     left_out: tuple[LeftOut, ...]
 
 
-Render = Callable[[Merge], Any]
-"""The answer of a merge as it is kept and sent (JSON-ready)."""
+Render = Callable[[AsyncConnection, Merge], Awaitable[Any]]
+"""The answer of a merge as it is kept and sent (JSON-ready), rendered in its transaction."""
 
 
 async def merge_guest(
@@ -55,7 +55,8 @@ async def merge_guest(
         return session.merge_result, True
     if not session.live:
         raise InvalidGuestTokenError("the guest session expired")
-    answer = render(await _merge(conn, guest_buyer_id(session.session_id), buyer_id, lanes))
+    merge = await _merge(conn, guest_buyer_id(session.session_id), buyer_id, lanes)
+    answer = await render(conn, merge)
     await guests.record_merge(conn, session.session_id, buyer_id, answer)
     return answer, False
 
@@ -70,6 +71,9 @@ async def _merge(conn: AsyncConnection, guest_id: str, buyer_id: str, lanes: int
     offers = await catalog.get_offers(conn, {line.sku for line in lines})
     plan = plan_merge(lines, cart, offers, buyer_id)
     cart_id = await _apply(conn, buyer_id, cart, plan, lanes)
+    if guest is not None and cart_id is not None:
+        # The codes the guest entered and where they wanted it shipped come along.
+        await store.take_coupons_and_delivery(conn, guest, cart_id)
     if guest is not None:
         await store.mark_merged(conn, guest.cart_id, cart_id)
         await _emit(conn, lanes, guest.cart_id, guest_id, lines, ())

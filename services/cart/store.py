@@ -194,3 +194,48 @@ async def mark_merged(conn: AsyncConnection, cart_id: uuid.UUID, into: uuid.UUID
             updated_at=func.now(),
         )
     )
+
+
+async def add_coupon(conn: AsyncConnection, cart_id: uuid.UUID, code: str) -> bool:
+    """Enter a (normalized) code on the cart; False when it was already entered."""
+    stmt = pg_insert(cart_coupons).values(cart_id=cart_id, code=code).on_conflict_do_nothing()
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+async def remove_coupon(conn: AsyncConnection, cart_id: uuid.UUID, code: str) -> bool:
+    """Take a code off the cart; False when it was not entered."""
+    stmt = delete(cart_coupons).where(
+        cart_coupons.c.cart_id == cart_id, cart_coupons.c.code == code
+    )
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+async def set_delivery(conn: AsyncConnection, cart_id: uuid.UUID, delivery: Delivery) -> None:
+    """Record where the cart ships and how (None parts: not chosen)."""
+    await conn.execute(
+        update(carts)
+        .where(carts.c.cart_id == cart_id)
+        .values(
+            ship_country=delivery.country,
+            ship_region=delivery.region,
+            shipping_method=delivery.method_id,
+        )
+    )
+
+
+async def take_coupons_and_delivery(
+    conn: AsyncConnection, source: ShoppingCart, cart_id: uuid.UUID
+) -> None:
+    """Give a cart the codes of another (merged) one, and its delivery when it has none yet."""
+    for code in source.coupons:
+        await add_coupon(conn, cart_id, code)
+    if source.delivery.country is not None:
+        await conn.execute(
+            update(carts)
+            .where(carts.c.cart_id == cart_id, carts.c.ship_country.is_(None))
+            .values(
+                ship_country=source.delivery.country,
+                ship_region=source.delivery.region,
+                shipping_method=source.delivery.method_id,
+            )
+        )

@@ -135,20 +135,31 @@ def price(
     currency: str,
 ) -> Totals:
     """The cart's totals; shipping None prices the cart before a method is chosen (no shipping)."""
-    amounts = line_amounts(lines)
-    taxable = _after_discounts(lines, discounts, amounts)
+    taxable = taxable_lines(lines, discounts)
     shipping_amount = ZERO if shipping is None else shipping.price
     tax = tax_for(taxable, shipping_amount, destination, rates, prices_include_tax).total
-    subtotal = sum(amounts.values(), ZERO)
+    return assemble(lines, discounts, shipping_amount, tax, prices_include_tax, currency)
+
+
+def assemble(
+    lines: Sequence[PricedLine],
+    discounts: Discounts,
+    shipping: Decimal,
+    tax: Decimal,
+    prices_include_tax: bool,
+    currency: str,
+) -> Totals:
+    """The totals of parts already computed (a cart whose tax is not known yet passes zero)."""
+    subtotal = sum(line_amounts(lines).values(), ZERO)
     shown = tuple(DiscountLine(a.promotion_id, a.code, a.amount) for a in discounts.applied)
     discount_total = sum((d.amount for d in shown), ZERO)
     added_tax = ZERO if prices_include_tax else tax
-    grand_total = subtotal - discount_total + shipping_amount + added_tax
+    grand_total = subtotal - discount_total + shipping + added_tax
     return Totals(
         subtotal,
         shown,
         discount_total,
-        shipping_amount,
+        shipping,
         tax,
         grand_total,
         currency,

@@ -171,6 +171,14 @@ class CartApiSettings(BaseModel):
     # After a failure the cache is left alone this long: reads go straight to PostgreSQL.
     cache_retry_after_s: float = Field(default=1.0, gt=0, le=600)
     cache_max_connections: int = Field(default=50, ge=1, le=10_000)
+    # Whether the shop's prices (offers, shipping bands, fixed discounts) include tax (gross) or
+    # not (net): tax is then extracted from them or added to them.
+    prices_include_tax: bool = False
+    # Failed coupon code guesses allowed per window, per buyer and per client address; past
+    # them POST /cart/coupons answers 429 until the window ends.
+    coupon_guesses_per_buyer: int = Field(default=10, ge=1, le=10_000)
+    coupon_guesses_per_client: int = Field(default=30, ge=1, le=100_000)
+    coupon_guess_window_s: float = Field(default=900.0, ge=1, le=24 * 3600)
 
 
 class AdminSettings(BaseModel):

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cart.cache import CachedCart, RedisCartCache, encode, keys, redis_client
 from services.cart.http.app import create_http_app
+from services.cart.http.deps import ApiContext
 from services.cart.http.routes_cart import load_cart
 from services.platform.embedded import free_port
 from services.platform.settings import Settings
@@ -223,7 +224,7 @@ async def test_a_reader_that_loaded_before_a_write_cannot_store_the_old_cart(
     loaded, resume = asyncio.Event(), asyncio.Event()
 
     async def slow_load() -> CachedCart:
-        old = await load_cart(engine, shopper.buyer_id)
+        old = await load_cart(ApiContext(engine, handler_settings), shopper.buyer_id)
         loaded.set()
         await resume.wait()  # the write below commits and invalidates meanwhile
         return old

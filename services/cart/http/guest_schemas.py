@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from services.cart.guest_rules import LeftOut, MergedLine, Misfit
 from services.cart.http.schemas import CartOut, RequestBody
 from services.cart.merging import Merge
+from services.cart.quote import CartQuote
 
 
 class GuestSessionOut(BaseModel):
@@ -68,11 +69,11 @@ class MergeOut(BaseModel):
     cart: CartOut | None = Field(description="The buyer's cart after the merge (None: none).")
 
     @classmethod
-    def of(cls, merge: Merge) -> MergeOut:
+    def of(cls, merge: Merge, quote: CartQuote | None) -> MergeOut:
         """The API shape of a merge."""
         return cls(
             guest_cart_id=merge.guest_cart_id,
             merged=[MergedLineOut.of(line) for line in merge.merged],
             not_merged=[LeftOutOut.of(line) for line in merge.left_out],
-            cart=CartOut.of(merge.cart) if merge.cart else None,
+            cart=CartOut.of(merge.cart, quote) if merge.cart and quote else None,
         )

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart import guests, shopping
+from services.cart import guests, pricing, shopping
 from services.cart.cache import CachedCart
 from services.cart.domain import ShoppingCart
 from services.cart.http.deps import (
+    ApiContext,
     Buyer,
     Ctx,
     IfMatch,
@@ -35,29 +36,33 @@ router = APIRouter(prefix="/cart", tags=["cart"])
 Change = Callable[[AsyncConnection], Awaitable[ShoppingCart]]
 
 
-def _cart(cart: ShoppingCart) -> StoredResponse:
-    return StoredResponse(200, dump(CartOut.of(cart)))
+async def priced(conn: AsyncConnection, ctx: ApiContext, cart: ShoppingCart) -> StoredResponse:
+    """The cart as the API answers it: its lines and its quote with the current rules."""
+    include = ctx.settings.cart.prices_include_tax
+    quote = await pricing.quote_cart(conn, cart, prices_include_tax=include)
+    return StoredResponse(200, dump(CartOut.of(cart, quote)))
 
 
 async def _apply(ctx: Ctx, buyer: Buyer, change: Change) -> JSONResponse:
     async def work(conn: AsyncConnection) -> StoredResponse:
-        return _cart(await change(conn))
+        return await priced(conn, ctx, await change(conn))
 
     response, _ = await run_once(ctx, buyer, None, "", work)
     return respond(response)
 
 
-async def load_cart(engine: AsyncEngine, buyer: str) -> CachedCart:
+async def load_cart(ctx: ApiContext, buyer: str) -> CachedCart:
     """The buyer's active cart from PostgreSQL, rendered as GET answers it (CartNotFoundError)."""
-    async with engine.connect() as conn:
+    async with ctx.engine.connect() as conn:
         cart = await shopping.view(conn, buyer)
-    return CachedCart(cart.version, bytes(respond(_cart(cart)).body))
+        answer = await priced(conn, ctx, cart)
+    return CachedCart(cart.version, bytes(respond(answer).body))
 
 
 @router.get("", response_model=CartOut, responses=documented(401, 404))
 async def get_cart(ctx: Ctx, buyer: Buyer) -> Response:
     """The active cart with its lines, snapshots and totals (404 when there is none)."""
-    cart = await ctx.cache.read(buyer, lambda: load_cart(ctx.engine, buyer))
+    cart = await ctx.cache.read(buyer, lambda: load_cart(ctx, buyer))
     # The very bytes and ETag of an uncached answer (respond renders both the same way).
     return Response(cart.body, media_type="application/json", headers={"ETag": f'"{cart.version}"'})
 
@@ -74,7 +79,8 @@ async def add_item(
     """Add units of a product (or more of one already in the cart) at its current offer."""
 
     async def work(conn: AsyncConnection) -> StoredResponse:
-        return _cart(await shopping.add_item(conn, buyer, body.sku, body.qty, if_match, ctx.lanes))
+        cart = await shopping.add_item(conn, buyer, body.sku, body.qty, if_match, ctx.lanes)
+        return await priced(conn, ctx, cart)
 
     request_hash = fingerprint("POST", request.url.path, dump(body))
     response, replayed = await run_once(ctx, buyer, key, request_hash, work)
@@ -122,7 +128,9 @@ async def replace_cart(
     items = [(item.sku, item.qty) for item in body.items]
 
     async def work(conn: AsyncConnection) -> StoredResponse:
-        return _cart(await shopping.replace(conn, buyer, items, if_match, ctx.lanes))
+        return await priced(
+            conn, ctx, await shopping.replace(conn, buyer, items, if_match, ctx.lanes)
+        )
 
     request_hash = fingerprint("PUT", request.url.path, dump(body))
     response, replayed = await run_once(ctx, buyer, key, request_hash, work)

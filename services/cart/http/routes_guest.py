@@ -10,8 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart import guests, merging
+from services.cart import guests, merging, pricing
 from services.cart.http.deps import CallerDep, Ctx, changing, respond
 from services.cart.http.guest_schemas import GuestSessionOut, MergeOut, MergeRequest
 from services.cart.http.problems import ProblemError, documented
@@ -39,8 +40,15 @@ async def start_guest_session(ctx: Ctx) -> JSONResponse:
     return JSONResponse(dump(body), status_code=201, headers={"Cache-Control": "no-store"})
 
 
-def _render(merge: merging.Merge) -> Any:
-    return dump(MergeOut.of(merge))
+def _renderer(ctx: Ctx) -> merging.Render:
+    async def render(conn: AsyncConnection, merge: merging.Merge) -> Any:
+        include = ctx.settings.cart.prices_include_tax
+        quote = None
+        if merge.cart is not None:
+            quote = await pricing.quote_cart(conn, merge.cart, prices_include_tax=include)
+        return dump(MergeOut.of(merge, quote))
+
+    return render
 
 
 @router.post(
@@ -60,6 +68,6 @@ async def merge_guest_cart(body: MergeRequest, ctx: Ctx, caller: CallerDep) -> J
     # session ends with the merge, so its token is refused before any cache is read).
     async with changing(ctx, caller.buyer_id), ctx.engine.begin() as conn:
         answer, replayed = await merging.merge_guest(
-            conn, caller.buyer_id, body.guest_token, ctx.lanes, _render
+            conn, caller.buyer_id, body.guest_token, ctx.lanes, _renderer(ctx)
         )
     return respond(StoredResponse(200, answer), replayed)

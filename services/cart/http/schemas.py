@@ -12,6 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.types import Sku
 from services.cart.checkout_rules import Difference, PriceChange
 from services.cart.domain import MAX_DISTINCT_ITEMS, MAX_ITEM_QUANTITY, CartLine, ShoppingCart
+from services.cart.http.pricing_schemas import (
+    BlockerOut,
+    CouponOut,
+    DeliveryOut,
+    TotalsOut,
+    blockers_of,
+)
+from services.cart.quote import CartQuote
 
 Qty = Annotated[int, Field(strict=True, ge=1, le=MAX_ITEM_QUANTITY, description="Units, 1..20.")]
 
@@ -88,13 +96,19 @@ class CartOut(BaseModel):
     version: int
     items: list[ItemOut]
     item_count: int = Field(description="Distinct lines.")
-    total: Decimal
+    total: Decimal = Field(description="The lines at their snapshot prices (totals: the price).")
     created_at: datetime
     updated_at: datetime
+    totals: TotalsOut = Field(description="What checkout charges, as priced now.")
+    coupons: list[CouponOut] = Field(description="The codes entered, in entry order.")
+    delivery: DeliveryOut
+    checkout_blockers: list[BlockerOut] = Field(
+        description="What to settle before checking out (empty: ready)."
+    )
 
     @classmethod
-    def of(cls, cart: ShoppingCart) -> CartOut:
-        """The API shape of a domain cart."""
+    def of(cls, cart: ShoppingCart, quote: CartQuote) -> CartOut:
+        """The API shape of a domain cart and its quote."""
         return cls(
             cart_id=cart.cart_id,
             status=cart.status.value,
@@ -105,6 +119,10 @@ class CartOut(BaseModel):
             total=cart.total,
             created_at=cart.created_at,
             updated_at=cart.updated_at,
+            totals=TotalsOut.of(quote.totals),
+            coupons=[CouponOut.of(state) for state in quote.coupons],
+            delivery=DeliveryOut.of(quote.delivery, cart.delivery.method_id),
+            checkout_blockers=blockers_of(quote),
         )
 
 
