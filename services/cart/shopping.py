@@ -66,7 +66,8 @@ async def _locked(
     return cart
 
 
-async def _existing(conn: AsyncConnection, buyer_id: str, if_match: int | None) -> ShoppingCart:
+async def existing(conn: AsyncConnection, buyer_id: str, if_match: int | None) -> ShoppingCart:
+    """The buyer's active cart, locked and at the expected version; CartNotFoundError if none."""
     cart = await _locked(conn, buyer_id, if_match)
     if cart is None:
         raise CartNotFoundError("no active cart")
@@ -114,7 +115,7 @@ async def set_quantity(
     lanes: int,
 ) -> ShoppingCart:
     """Change one line's quantity; its price snapshot stays."""
-    cart = await _existing(conn, buyer_id, if_match)
+    cart = await existing(conn, buyer_id, if_match)
     line = _line(cart, item_id)
     offer = (await catalog.get_offers(conn, [line.sku])).get(line.sku)
     check_quantity(line, qty, offer)
@@ -127,7 +128,7 @@ async def remove_item(
     conn: AsyncConnection, buyer_id: str, item_id: uuid.UUID, if_match: int | None, lanes: int
 ) -> ShoppingCart:
     """Remove one line."""
-    cart = await _existing(conn, buyer_id, if_match)
+    cart = await existing(conn, buyer_id, if_match)
     line = _line(cart, item_id)
     await store.remove_lines(conn, cart.cart_id, [line.sku])
     await store.touch(conn, cart.cart_id)
@@ -136,7 +137,7 @@ async def remove_item(
 
 async def discard(conn: AsyncConnection, buyer_id: str, if_match: int | None, lanes: int) -> None:
     """Throw the active cart away (every line leaves it)."""
-    cart = await _existing(conn, buyer_id, if_match)
+    cart = await existing(conn, buyer_id, if_match)
     await store.delete_cart(conn, cart.cart_id)
     changes = line_changes(cart.lines, ())
     await events.emit(conn, lanes, events.item_events(cart.cart_id, buyer_id, changes))
@@ -181,7 +182,7 @@ async def check_out(
     lanes: int,
 ) -> Checkout:
     """Re-price and check the cart; it becomes a checkout group, CheckoutStarted in the outbox."""
-    cart = await _existing(conn, buyer_id, if_match)
+    cart = await existing(conn, buyer_id, if_match)
     if not cart.lines:
         raise CartRuleError(Violation("items", "the cart is empty"))
     offers = await catalog.get_offers(conn, [ln.sku for ln in cart.lines])

@@ -41,6 +41,9 @@ async def offer(
     max_qty: int = 20,
     vendor: str = HOUSE_VENDOR,
     moq: int = 1,
+    category: str | None = None,
+    brand: str | None = None,
+    weight_grams: int = 0,
 ) -> str:
     """Create or change a product's offer; returns its SKU."""
     sku = sku or new_sku()
@@ -54,6 +57,9 @@ async def offer(
             max_qty=max_qty,
             vendor_id=vendor,
             moq=moq,
+            category=category,
+            brand=brand,
+            weight_grams=weight_grams,
         )
     return sku
 

@@ -9,7 +9,13 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cart.cache import CartCache, NoCache, cart_cache
-from services.cart.http import problems, routes_cart, routes_checkout, routes_guest
+from services.cart.http import (
+    problems,
+    routes_cart,
+    routes_checkout,
+    routes_guest,
+    routes_pricing,
+)
 from services.cart.http.deps import ApiContext
 from services.platform.db import create_engine
 from services.platform.http_server import Listen, serve_asgi
@@ -87,6 +93,7 @@ def create_http_app(
     app.include_router(routes_cart.router, prefix=API_PREFIX)
     app.include_router(routes_checkout.router, prefix=API_PREFIX)
     app.include_router(routes_guest.router, prefix=API_PREFIX)
+    app.include_router(routes_pricing.router, prefix=API_PREFIX)
     return app
 
 

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from services.cart.checkout_rules import PriceChangedError
+from services.cart.coupons import CouponRefusedError
 from services.cart.domain import CartNotFoundError, CartRuleError, StaleCartError
+from services.cart.guesses import TooManyGuessesError
 from services.cart.guests import GuestSessionError
 from services.cart.http.schemas import FieldError, PriceDifference, Problem, dump
 from services.cart.idempotency import KeyReusedError
@@ -138,6 +140,22 @@ async def _on_merged_elsewhere(request: Request, exc: Exception) -> JSONResponse
     return problem_response(problem, request)
 
 
+async def _on_coupon_refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CouponRefusedError)
+    errors = [FieldError(field="code", reason=exc.reason)]
+    problem = _problem(422, "coupon-refused", "Code not applied", exc.reason, errors=errors)
+    return problem_response(problem, request)
+
+
+async def _on_too_many_guesses(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyGuessesError)
+    detail = f"too many codes were refused; try again in {exc.retry_after_s} s"
+    problem = _problem(429, "too-many-code-attempts", "Too many code attempts", detail)
+    response = problem_response(problem, request)
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(exc.problem, request)
@@ -162,6 +180,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GuestSessionError, _on_guest_ended)
     app.add_exception_handler(InvalidGuestTokenError, _on_invalid_guest_token)
     app.add_exception_handler(MergedElsewhereError, _on_merged_elsewhere)
+    app.add_exception_handler(CouponRefusedError, _on_coupon_refused)
+    app.add_exception_handler(TooManyGuessesError, _on_too_many_guesses)
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(HTTPException, _on_http)
 
@@ -176,6 +196,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Stale If-Match, changed prices, a reused Idempotency-Key, or a guest cart merged "
         "by another buyer",
         422: "The request breaks a cart rule (field-level reasons)",
+        429: "Too many refused coupon codes from this buyer or address (see Retry-After)",
     }
     return {s: {"model": Problem, "description": reasons[s]} for s in statuses}
 
