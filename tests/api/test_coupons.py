@@ -57,7 +57,8 @@ async def test_an_automatic_promotion_applies_without_a_code(
     totals = body["totals"]
     assert totals["discounts"] == [{"promotion_id": promotion_id, "code": None, "amount": "4.00"}]
     assert (_money(totals["subtotal"]), _money(totals["grand_total"])) == (40, 36)
-    assert body["coupons"] == [] and body["checkout_blockers"] == []
+    assert body["coupons"] == []
+    assert body["checkout_blockers"] == []
 
 
 async def test_a_code_that_applies_is_entered_once_and_bumps_the_version(
@@ -88,7 +89,8 @@ async def test_a_code_that_applies_is_entered_once_and_bumps_the_version(
     ]
     assert body["totals"]["grand_total"] == "25.00"
     assert body["version"] == added.json()["version"] + 1
-    assert again.status_code == 200 and again.json()["version"] == body["version"]
+    assert again.status_code == 200
+    assert again.json()["version"] == body["version"]
     assert (await shopper.cart()).json()["coupons"] == body["coupons"]
 
 
@@ -155,7 +157,8 @@ async def test_removing_a_code_restores_the_totals_and_an_absent_one_is_404(
     absent = await shopper.request("DELETE", f"/cart/coupons/{code}")
 
     assert removed.status_code == 200
-    assert removed.json()["coupons"] == [] and removed.json()["totals"]["grand_total"] == "8.00"
+    assert removed.json()["coupons"] == []
+    assert removed.json()["totals"]["grand_total"] == "8.00"
     assert absent.status_code == 404
 
 
@@ -166,7 +169,8 @@ async def test_a_code_needs_a_cart_and_a_well_formed_body(http: httpx.AsyncClien
     malformed = await shopper.request("POST", "/cart/coupons", {"code": "no spaces inside"})
 
     assert no_cart.status_code == 404
-    assert malformed.status_code == 422 and "code" in field_errors(malformed)
+    assert malformed.status_code == 422
+    assert "code" in field_errors(malformed)
 
 
 def _limited(settings: Settings, per_buyer: int, per_client: int) -> Settings:
