@@ -1,5 +1,7 @@
 """Cart consumer use cases: clear an order's cart once; follow order events into the order view.
 
+When every vendor order of a checkout failed, the promotion uses it took are given back.
+
 The order events of a marketplace checkout name the vendor order; their final ones also carry
 its accepted lines, rejected lines and adjusted total, which the view keeps. Plain events carry
 none of it and move the status only, as before.
@@ -14,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import ClearCart, OrderConfirmed, OrderCreated, OrderMarkedFailed
 from contracts.codec import Decoded
-from services.cart import order_view
+from services.cart import order_view, redemptions
 from services.cart import repository as repo
 from services.cart.checkout_rules import OrderProgress
 from services.cart.domain import NothingToClear, NotTheBuyers, plan_clearance
@@ -67,6 +69,12 @@ async def record_order_failed(conn: AsyncConnection, decoded: Decoded) -> list[O
     event = decoded.message
     assert isinstance(event, OrderMarkedFailed)
     await _advance(conn, event.order_id, OrderProgress.FAILED, event.reason, _outcome(event))
+    group_id = await order_view.failed_group(conn, event.order_id)
+    if group_id is not None:
+        # Nothing was bought: the promotion uses the checkout took are free again.
+        returned = await redemptions.give_back(conn, group_id)
+        if returned:
+            log.info("checkout %s failed: %d promotion use(s) given back", group_id, returned)
     return []
 
 

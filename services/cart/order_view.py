@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts import CheckoutStarted, LineItem, RejectedLine
 from contracts.vendor_orders import VendorOrder
 from services.cart.checkout_rules import OrderProgress
-from services.cart.tables import order_status
+from services.cart.tables import checkout_groups, order_status
 from services.platform import sql
 
 STATES: dict[OrderProgress, str] = {
@@ -183,3 +183,28 @@ async def of_group(conn: AsyncConnection, group_id: uuid.UUID, buyer_id: str) ->
     orders = [_of(row) for row in await conn.execute(stmt)]
     # Sorted here, not by the database's collation: split() orders vendors by Python's rules.
     return sorted(orders, key=lambda o: (o.vendor_id is not None, o.vendor_id or ""))
+
+
+async def failed_group(conn: AsyncConnection, order_id: uuid.UUID) -> uuid.UUID | None:
+    """The order's checkout group when every vendor order of it failed, else None.
+
+    Locks the group's row first: two vendor orders failing at once are then judged one after
+    the other, so the second always sees the first one's failure.
+    """
+    group_id = (
+        await conn.execute(
+            select(order_status.c.checkout_group_id).where(order_status.c.order_id == order_id)
+        )
+    ).scalar()
+    if group_id is None:
+        return None
+    await conn.execute(
+        select(checkout_groups.c.group_id)
+        .where(checkout_groups.c.group_id == group_id)
+        .with_for_update()
+    )
+    statuses = await conn.execute(
+        select(order_status.c.status).where(order_status.c.checkout_group_id == group_id)
+    )
+    failed = [row.status == OrderProgress.FAILED for row in statuses]
+    return group_id if failed and all(failed) else None

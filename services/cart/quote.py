@@ -5,7 +5,8 @@ read) and the shop's rules into everything the cart view shows and checkout char
 each entered code's state, the shipping options at the chosen destination, each line's charge,
 and what still stands in the way of checking out. Lines are priced at their snapshot prices.
 A shop with no tax rates charges no tax; one with rates needs a destination it has a rate for. A
-shop with shipping methods in the cart's currency needs one chosen. Imports no I/O library.
+shop with shipping methods in the cart's currency needs one chosen. Every entered code must
+apply for the cart to check out. Imports no I/O library.
 """
 
 from __future__ import annotations
@@ -153,10 +154,12 @@ def quote(
     tax = ZERO if breakdown is None else breakdown.total
     include = rules.prices_include_tax
     totals = assemble(lines, discounts, shipping, tax, include, cart.currency)
+    coupons = _coupons(cart.coupons, discounts)
+    blockers += _idle_codes(coupons)
     return CartQuote(
         totals=totals,
         discounts=discounts,
-        coupons=_coupons(cart.coupons, discounts),
+        coupons=coupons,
         delivery=DeliveryQuote(
             destination,
             tuple(options),
@@ -229,6 +232,16 @@ def _coupons(codes: Sequence[str], discounts: Discounts) -> tuple[CouponState, .
         else:
             states.append(CouponState(code, None, None, refused.get(code, "not applied")))
     return tuple(states)
+
+
+def _idle_codes(coupons: Sequence[CouponState]) -> list[Violation]:
+    """Entered codes that do not apply block checkout: the buyer asked for a discount they would
+    not get, so they remove the code (or change the cart) knowingly instead of being surprised."""
+    return [
+        Violation(f"coupons.{i}", f"{state.code}: {state.reason}")
+        for i, state in enumerate(coupons)
+        if not state.applied
+    ]
 
 
 def _charges(

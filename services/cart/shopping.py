@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import CheckoutPolicy, CheckoutStarted, LineItem
 from contracts.vendor_orders import VendorOrder
-from services.cart import catalog, events, groups, store
+from services.cart import catalog, events, groups, pricing, redemptions, rules_store, store
 from services.cart import repository as repo
 from services.cart.checkout_rules import PriceChangedError, checkout_violations, reprice
 from services.cart.domain import (
@@ -32,6 +32,9 @@ from services.cart.domain import (
     check_version,
     line_changes,
 )
+from services.cart.quote import CartQuote
+from services.cart.totals import Difference as TotalsDifference
+from services.cart.totals import Totals, differences
 
 NO_CURRENCY = "XXX"
 """ISO 4217's 'no currency': a cart created empty (PUT of no items) until it holds a product."""
@@ -168,10 +171,48 @@ async def replace(
 
 @dataclass(frozen=True, slots=True)
 class CheckoutDetails:
-    """What the buyer says at checkout: an email for the receipt, and the policy."""
+    """What the buyer says at checkout: e-mail, policy, the totals they saw; how prices are kept."""
 
     buyer_email: str | None = None
     policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING
+    expected: Totals | None = None
+    prices_include_tax: bool = False
+
+
+class TotalsChangedError(Exception):
+    """Checkout refused: the cart's totals are not the ones the buyer saw."""
+
+    def __init__(self, differences: Sequence[TotalsDifference], note: str) -> None:
+        super().__init__(note)
+        self.differences = tuple(differences)
+
+
+async def _priced(conn: AsyncConnection, cart: ShoppingCart, details: CheckoutDetails) -> CartQuote:
+    """The cart re-priced with the current rules; refused when incomplete or not as seen."""
+    quote = await pricing.quote_cart(conn, cart, prices_include_tax=details.prices_include_tax)
+    # Totals the buyer confirmed (expected_totals) accept codes that no longer apply; without
+    # them an entered code that does not apply blocks, so no discount vanishes unseen.
+    confirmed = details.expected is not None
+    blockers = [b for b in quote.blockers if not (confirmed and b.field.startswith("coupons."))]
+    if blockers:
+        raise CartRuleError(*blockers)
+    if details.expected is not None:
+        changed = differences(details.expected, quote.totals)
+        if changed:
+            raise TotalsChangedError(changed, "the cart's totals changed since they were shown")
+    return quote
+
+
+async def _take_uses(
+    conn: AsyncConnection, group_id: uuid.UUID, cart: ShoppingCart, quote: CartQuote
+) -> None:
+    """Consume the applied promotions' uses; a use another checkout took first refuses (409)."""
+    promotions = await rules_store.active_promotions(conn)
+    applied = quote.discounts.applied
+    lost = await redemptions.take(conn, group_id, cart.buyer_id, cart.currency, applied, promotions)
+    if lost:
+        changed = [TotalsDifference(f"discount:{p.promotion_id}", p.amount, None) for p in lost]
+        raise TotalsChangedError(changed, "a promotion's last use was just taken")
 
 
 async def check_out(
@@ -192,7 +233,9 @@ async def check_out(
     violations = checkout_violations(cart.lines, offers, buyer_id)
     if violations:
         raise CartRuleError(*violations)
+    quote = await _priced(conn, cart, details)
     group_id = uuid.uuid4()
+    await _take_uses(conn, group_id, cart, quote)
     # The cart names the group: ClearCart comes back with the group id as its order id.
     if not await repo.mark_checked_out(conn, cart.cart_id, group_id):
         raise RuntimeError(f"cart {cart.cart_id} is locked yet no longer active")

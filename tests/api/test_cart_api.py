@@ -225,6 +225,9 @@ async def test_the_openapi_document_lists_every_endpoint(client: httpx.AsyncClie
         ("GET", "/api/v1/checkout-groups/{group_id}"),
         ("POST", "/api/v1/guest-sessions"),
         ("POST", "/api/v1/cart/merge"),
+        ("POST", "/api/v1/cart/coupons"),
+        ("DELETE", "/api/v1/cart/coupons/{code}"),
+        ("PUT", "/api/v1/cart/delivery"),
     }
     checkout = paths["/api/v1/checkout"]["post"]
     headers = {p["name"]: p["required"] for p in checkout["parameters"] if p["in"] == "header"}

@@ -16,6 +16,7 @@ from contracts.types import Email
 from contracts.vendor_orders import VendorOrder
 from services.cart.checkout_rules import GroupStatus, OrderProgress
 from services.cart.groups import GroupView
+from services.cart.http.pricing_requests import TotalsIn
 from services.cart.http.schemas import RequestBody
 from services.cart.order_view import OrderView
 from services.cart.shopping import Checkout
@@ -30,6 +31,12 @@ class CheckoutRequest(RequestBody):
         description="all_or_nothing (default): a line that cannot be reserved fails every "
         "vendor order. partial: such lines are rejected with a reason and each vendor order "
         "goes on with the rest (one whose every line is rejected fails).",
+    )
+    expected_totals: TotalsIn | None = Field(
+        default=None,
+        description="The cart's `totals` as shown to the buyer: when the re-priced totals differ "
+        "(a promotion ended, a rate or shipping price changed) the checkout is refused with 409 "
+        "and the differences. Without it the checkout charges the totals as priced now.",
     )
 
 

@@ -19,9 +19,10 @@ from services.cart.coupons import CouponRefusedError
 from services.cart.domain import CartNotFoundError, CartRuleError, StaleCartError
 from services.cart.guesses import TooManyGuessesError
 from services.cart.guests import GuestSessionError
-from services.cart.http.schemas import FieldError, PriceDifference, Problem, dump
+from services.cart.http.schemas import FieldError, PriceDifference, Problem, TotalDifference, dump
 from services.cart.idempotency import KeyReusedError
 from services.cart.merging import InvalidGuestTokenError, MergedElsewhereError
+from services.cart.shopping import TotalsChangedError
 
 MEDIA_TYPE = "application/problem+json"
 PREFIX = "urn:checkout-saga:problem:"
@@ -45,8 +46,9 @@ def problem_response(problem: Problem, request: Request) -> JSONResponse:
     """The problem as a response, its instance being the request path."""
     problem = problem.model_copy(update={"instance": request.url.path})
     body = dump(problem)
-    if body.get("differences") is None:
-        body.pop("differences", None)
+    for optional in ("differences", "total_differences"):
+        if body.get(optional) is None:
+            body.pop(optional, None)
     return JSONResponse(body, status_code=problem.status, media_type=MEDIA_TYPE)
 
 
@@ -103,6 +105,14 @@ async def _on_price_changed(request: Request, exc: Exception) -> JSONResponse:
         "still active: review it"
     )
     problem = _problem(409, "price-changed", "Prices changed", detail, differences=differences)
+    return problem_response(problem, request)
+
+
+async def _on_totals_changed(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TotalsChangedError)
+    found = [TotalDifference(field=d.field, was=d.was, now=d.now) for d in exc.differences]
+    detail = f"{exc}; the cart is still active: review its totals"
+    problem = _problem(409, "totals-changed", "Totals changed", detail, total_differences=found)
     return problem_response(problem, request)
 
 
@@ -176,6 +186,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CartNotFoundError, _on_not_found)
     app.add_exception_handler(StaleCartError, _on_stale)
     app.add_exception_handler(PriceChangedError, _on_price_changed)
+    app.add_exception_handler(TotalsChangedError, _on_totals_changed)
     app.add_exception_handler(KeyReusedError, _on_key_reused)
     app.add_exception_handler(GuestSessionError, _on_guest_ended)
     app.add_exception_handler(InvalidGuestTokenError, _on_invalid_guest_token)
@@ -193,8 +204,8 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No buyer identity, or an unknown, expired or ended guest token",
         403: "Guests may not do this (sign in first)",
         404: "No such cart, item or order for this buyer",
-        409: "Stale If-Match, changed prices, a reused Idempotency-Key, or a guest cart merged "
-        "by another buyer",
+        409: "Stale If-Match, changed prices or totals, a reused Idempotency-Key, or a guest "
+        "cart merged by another buyer",
         422: "The request breaks a cart rule (field-level reasons)",
         429: "Too many refused coupon codes from this buyer or address (see Retry-After)",
     }

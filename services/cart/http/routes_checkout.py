@@ -51,12 +51,14 @@ def _links(request: Request) -> Links:
 def _identity(details: CheckoutRequest) -> Any:
     """What makes two checkout bodies the same request (the key's fingerprint).
 
-    The default policy is left out, so that `{}` and a body naming the default are one request,
-    and keys stored before the policy existed still match their retries.
+    The default policy and absent expected totals are left out, so that `{}` and a body naming
+    the defaults are one request, and keys stored before those fields existed still match.
     """
     body = dump(details)
     if details.policy is CheckoutPolicy.ALL_OR_NOTHING:
         del body["policy"]
+    if details.expected_totals is None:
+        del body["expected_totals"]
     return body
 
 
@@ -79,6 +81,9 @@ async def checkout(
     When an offer changed (price, currency, vendor) since its line was added the answer is 409
     with the differences, and lines below the minimum order quantity, above the cap or sold by
     the buyer's own vendor store are 422 with one reason per line; the cart stays active. The
+    cart is re-priced with the current promotions, shipping and tax: a missing delivery choice
+    is 422 (`checkout_blockers` of GET /cart), totals other than `expected_totals` are 409 with
+    `total_differences`, and so is a promotion whose last use another checkout just took. The
     same Idempotency-Key with the same body replays the first answer; with another body it is
     refused (409). Keys are remembered for 7 days. A guest must give `buyer_email` (422).
     """
@@ -88,7 +93,9 @@ async def checkout(
     links = _links(request)
 
     async def work(conn: AsyncConnection) -> StoredResponse:
-        wanted = shopping.CheckoutDetails(details.buyer_email, details.policy)
+        expected = details.expected_totals.as_totals() if details.expected_totals else None
+        include = ctx.settings.cart.prices_include_tax
+        wanted = shopping.CheckoutDetails(details.buyer_email, details.policy, expected, include)
         done = await shopping.check_out(conn, buyer, if_match, wanted, ctx.lanes)
         return StoredResponse(202, dump(CheckoutAccepted.of(done, links)))
 

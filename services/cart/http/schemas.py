@@ -159,6 +159,14 @@ class PriceDifference(BaseModel):
         )
 
 
+class TotalDifference(BaseModel):
+    """One part of the totals that is not what the buyer saw (None: absent on that side)."""
+
+    field: str = Field(description="subtotal, discount:<promotion id>, shipping, tax, ...")
+    was: Decimal | str | bool | None
+    now: Decimal | str | bool | None
+
+
 class FieldError(BaseModel):
     """Why one request field was refused."""
 
@@ -179,6 +187,9 @@ class Problem(BaseModel):
     errors: list[FieldError] = []
     differences: list[PriceDifference] | None = Field(
         default=None, description="Checkout refused because prices changed: how."
+    )
+    total_differences: list[TotalDifference] | None = Field(
+        default=None, description="Checkout refused because the totals changed: which parts."
     )
 
 

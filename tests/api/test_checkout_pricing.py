@@ -1,0 +1,199 @@
+"""Checkout re-prices promotions, shipping and tax: blockers, changed totals, promotion uses and races."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.cart.tables import (
+    promotion_buyer_uses,
+    promotion_uses,
+    promotions,
+    redemptions,
+    tax_rates,
+)
+from tests.api import Shopper, field_errors, offer
+from tests.api.shop_rules import Shop, new_code, shop_rules
+
+CURRENCY = "NOK"
+
+
+@pytest.fixture
+async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
+    async with shop_rules(engine) as rules:
+        yield rules
+
+
+def _country() -> str:
+    return "Q" + "MNOPQRSTUVWXYZ"[uuid.uuid4().int % 14]
+
+
+async def _uses(engine: AsyncEngine, promotion_id: str) -> int:
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            select(promotion_uses.c.uses).where(promotion_uses.c.promotion_id == promotion_id)
+        )
+    return found or 0
+
+
+async def test_checkout_is_refused_until_the_delivery_is_chosen(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop
+) -> None:
+    country = _country()
+    method = await shop.shipping(CURRENCY, [country], [(10_000, "79.00")])
+    await shopper.add(await offer(engine, price="100.00", currency=CURRENCY), 1)
+
+    nowhere = await shopper.checkout()
+    await shopper.request("PUT", "/cart/delivery", {"country": country})
+    no_method = await shopper.checkout()
+    await shopper.request("PUT", "/cart/delivery", {"country": country, "shipping_method": method})
+    accepted = await shopper.checkout()
+
+    assert nowhere.status_code == 422
+    assert field_errors(nowhere) == {"delivery.country": "choose where the order is shipped"}
+    assert no_method.status_code == 422
+    assert field_errors(no_method) == {"delivery.shipping_method": "choose a shipping method"}
+    assert accepted.status_code == 202, accepted.text
+
+
+async def test_totals_other_than_the_ones_shown_are_409_with_the_differences(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop
+) -> None:
+    country = _country()
+    await shop.tax(country, "0.10")
+    await shopper.add(await offer(engine, price="50.00", currency=CURRENCY), 1)
+    shown = (await shopper.request("PUT", "/cart/delivery", {"country": country})).json()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(tax_rates).where(tax_rates.c.area == country).values(standard=Decimal("0.2"))
+        )
+
+    refused = await shopper.checkout(body={"expected_totals": shown["totals"]})
+    fresh = (await shopper.cart()).json()
+    accepted = await shopper.checkout(body={"expected_totals": fresh["totals"]})
+
+    assert refused.status_code == 409
+    assert refused.json()["total_differences"] == [
+        {"field": "tax", "was": "5.00", "now": "10.00"},
+        {"field": "grand_total", "was": "55.00", "now": "60.00"},
+    ]
+    assert accepted.status_code == 202, accepted.text
+
+
+async def test_an_expired_promotion_is_a_changed_total(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop
+) -> None:
+    code = new_code()
+    promotion_id = await shop.promotion(code=code, value=Decimal(20))
+    await shopper.add(await offer(engine, price="10.00", currency=CURRENCY), 1)
+    shown = (await shopper.request("POST", "/cart/coupons", {"code": code})).json()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(promotions).where(promotions.c.promotion_id == promotion_id).values(active=False)
+        )
+
+    refused = await shopper.checkout(body={"expected_totals": shown["totals"]})
+
+    assert refused.status_code == 409
+    changed = {d["field"]: (d["was"], d["now"]) for d in refused.json()["total_differences"]}
+    assert changed[f"discount:{promotion_id}"] == ("2.00", None)
+    assert changed["grand_total"] == ("8.00", "10.00")
+
+
+async def test_checkout_takes_a_use_and_records_the_redemption(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop
+) -> None:
+    code = new_code()
+    promotion_id = await shop.promotion(code=code, value=Decimal(10), limit_per_buyer=1)
+    await shopper.add(await offer(engine, price="30.00", currency=CURRENCY), 1)
+    await shopper.request("POST", "/cart/coupons", {"code": code})
+
+    accepted = await shopper.checkout()
+    await shopper.add(await offer(engine, price="30.00", currency=CURRENCY), 1)
+    again = await shopper.request("POST", "/cart/coupons", {"code": code})
+
+    assert accepted.status_code == 202, accepted.text
+    assert await _uses(engine, promotion_id) == 1
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(redemptions).where(redemptions.c.promotion_id == promotion_id)
+            )
+        ).one()
+        mine = await conn.scalar(
+            select(promotion_buyer_uses.c.uses).where(
+                promotion_buyer_uses.c.promotion_id == promotion_id,
+                promotion_buyer_uses.c.buyer_id == shopper.buyer_id,
+            )
+        )
+    assert (str(row.group_id), row.code, row.amount, row.returned_at) == (
+        accepted.json()["checkout_group_id"],
+        code,
+        Decimal("3.00"),
+        None,
+    )
+    assert mine == 1
+    assert field_errors(again) == {
+        "code": "You have already used this code as many times as it allows."
+    }
+
+
+async def test_two_checkouts_racing_for_the_last_use_of_a_code_make_one_order(
+    client: httpx.AsyncClient, engine: AsyncEngine, shop: Shop
+) -> None:
+    code = new_code()
+    promotion_id = await shop.promotion(code=code, value=Decimal(15), limit_total=1)
+    buyers = [Shopper(client) for _ in range(2)]
+    for buyer in buyers:
+        await buyer.add(await offer(engine, price="40.00", currency=CURRENCY), 1)
+        entered = await buyer.request("POST", "/cart/coupons", {"code": code})
+        assert entered.status_code == 200, entered.text
+
+    answers = await asyncio.gather(*(buyer.checkout() for buyer in buyers))
+
+    # The loser either lost the use while taking it (409: the totals changed under it) or
+    # priced the cart after the winner committed (422: the code no longer applies).
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses in ([202, 409], [202, 422])
+    refused = next(a for a in answers if a.status_code != 202)
+    if refused.status_code == 409:
+        assert refused.json()["total_differences"] == [
+            {"field": f"discount:{promotion_id}", "was": "6.00", "now": None}
+        ]
+    else:
+        assert field_errors(refused) == {"coupons.0": f"{code}: This code has been fully used."}
+    assert await _uses(engine, promotion_id) == 1
+    loser = buyers[answers.index(refused)]
+    assert (await loser.cart()).json()["coupons"][0]["reason"] == "This code has been fully used."
+
+
+async def test_a_code_entered_while_the_cart_changes_never_discounts_a_cart_that_does_not_qualify(
+    client: httpx.AsyncClient, engine: AsyncEngine, shop: Shop
+) -> None:
+    code = new_code()
+    await shop.promotion(
+        code=code, value=Decimal(10), min_spend=Decimal("60.00"), currency=CURRENCY
+    )
+    for _ in range(5):
+        shopper = Shopper(client)
+        await shopper.add(await offer(engine, price="30.00", currency=CURRENCY), 2)
+        item_id = (await shopper.cart()).json()["items"][0]["id"]
+
+        entered, lowered = await asyncio.gather(
+            shopper.request("POST", "/cart/coupons", {"code": code}),
+            shopper.request("PATCH", f"/cart/items/{item_id}", {"qty": 1}),
+        )
+
+        final = (await shopper.cart()).json()
+        assert lowered.status_code == 200
+        assert entered.status_code in (200, 422)
+        assert final["totals"]["discounts"] == []
+        assert final["totals"]["grand_total"] == "30.00"
+        assert [c["applied"] for c in final["coupons"]] in ([], [False])
