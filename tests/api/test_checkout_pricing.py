@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts import OrderConfirmed, OrderMarkedFailed
 from services.cart.tables import (
     promotion_buyer_uses,
     promotion_uses,
@@ -19,8 +20,10 @@ from services.cart.tables import (
     redemptions,
     tax_rates,
 )
+from services.platform.consumer import Outcome
 from tests.api import Shopper, field_errors, offer
 from tests.api.shop_rules import Shop, new_code, shop_rules
+from tests.handlers import ServiceDriver
 
 CURRENCY = "NOK"
 
@@ -197,3 +200,45 @@ async def test_a_code_entered_while_the_cart_changes_never_discounts_a_cart_that
         assert final["totals"]["discounts"] == []
         assert final["totals"]["grand_total"] == "30.00"
         assert [c["applied"] for c in final["coupons"]] in ([], [False])
+
+
+async def test_a_failed_order_gives_its_promotion_use_back_once(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop, cart: ServiceDriver
+) -> None:
+    code = new_code()
+    promotion_id = await shop.promotion(code=code, value=Decimal(10), limit_total=1)
+    await shopper.add(await offer(engine, price="20.00", currency=CURRENCY), 1)
+    await shopper.request("POST", "/cart/coupons", {"code": code})
+    accepted = await shopper.checkout()
+    order_id = uuid.UUID(accepted.json()["order_id"])
+    assert await _uses(engine, promotion_id) == 1
+
+    failed = OrderMarkedFailed(order_id=order_id, reason="payment declined")
+    message_id = uuid.uuid4()
+    first = await cart.send(failed, message_id)
+    redelivered = await cart.send(failed, message_id)
+    again = await cart.send(failed)  # another copy, under a new id
+
+    assert first is Outcome.APPLIED
+    assert redelivered is not Outcome.APPLIED
+    assert again is Outcome.APPLIED
+    assert await _uses(engine, promotion_id) == 0
+    async with engine.connect() as conn:
+        returned_at = await conn.scalar(
+            select(redemptions.c.returned_at).where(redemptions.c.promotion_id == promotion_id)
+        )
+    assert returned_at is not None
+
+
+async def test_a_confirmed_order_keeps_its_promotion_use(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop, cart: ServiceDriver
+) -> None:
+    code = new_code()
+    promotion_id = await shop.promotion(code=code, value=Decimal(10))
+    await shopper.add(await offer(engine, price="20.00", currency=CURRENCY), 1)
+    await shopper.request("POST", "/cart/coupons", {"code": code})
+    order_id = uuid.UUID((await shopper.checkout()).json()["order_id"])
+
+    await cart.send(OrderConfirmed(order_id=order_id, payment_id=uuid.uuid4()))
+
+    assert await _uses(engine, promotion_id) == 1
