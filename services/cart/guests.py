@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.cart import store
-from services.cart.guest_rules import is_guest, session_of, token_digest
-from services.cart.tables import guest_sessions
+from services.cart.domain import CartStatus
+from services.cart.guest_rules import guest_buyer_id, is_guest, session_of, token_digest
+from services.cart.tables import carts, guest_sessions
 
 TOKEN_BYTES = 32
 """Random bytes per token (secrets.token_urlsafe): 256 bits, not guessable."""
@@ -120,3 +121,28 @@ async def record_merge(
         .where(guest_sessions.c.session_id == session_id)
         .values(ended_at=func.now(), merged_by=buyer_id, merge_result=answer)
     )
+
+
+async def purge(conn: AsyncConnection, after: timedelta) -> int:
+    """Delete sessions over (expired or ended) for longer than `after`, and their dead carts.
+
+    A guest cart that became an order stays (the order view and its receipt name it); one left
+    abandoned or merged goes with its session: no token can reach it any more.
+    """
+    over = (
+        delete(guest_sessions)
+        .where(
+            func.coalesce(guest_sessions.c.ended_at, guest_sessions.c.expires_at)
+            < func.now() - after
+        )
+        .returning(guest_sessions.c.session_id)
+    )
+    ended = [row.session_id for row in await conn.execute(over)]
+    if ended:
+        await conn.execute(
+            delete(carts).where(
+                carts.c.buyer_id.in_([guest_buyer_id(s) for s in ended]),
+                carts.c.status.in_([CartStatus.ABANDONED, CartStatus.MERGED]),
+            )
+        )
+    return len(ended)

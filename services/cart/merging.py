@@ -77,6 +77,8 @@ async def _merge(conn: AsyncConnection, guest_id: str, buyer_id: str, lanes: int
     if guest is not None:
         await store.mark_merged(conn, guest.cart_id, cart_id)
         await _emit(conn, lanes, guest.cart_id, guest_id, lines, ())
+    # What the guest already ordered is the buyer's now: their orders list shows it.
+    await store.adopt_orders(conn, guest_id, buyer_id)
     after = await store.active_cart(conn, buyer_id)
     return Merge(guest.cart_id if guest else None, after, plan.merged, plan.left_out)
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.cart.domain import CartLine, CartStatus, Delivery, Offer, ShoppingCart, Snapshot
-from services.cart.tables import cart_coupons, cart_items, carts
+from services.cart.tables import cart_coupons, cart_items, carts, checkout_groups, order_status
 
 
 async def lock_buyer(conn: AsyncConnection, buyer_id: str) -> None:
@@ -238,4 +238,16 @@ async def take_coupons_and_delivery(
                 ship_region=source.delivery.region,
                 shipping_method=source.delivery.method_id,
             )
+        )
+
+
+async def adopt_orders(conn: AsyncConnection, guest_id: str, buyer_id: str) -> None:
+    """Give a guest's checkout groups and orders (as the cart sees them) to a signed-in buyer.
+
+    Only the cart's own view moves: the saga and the order service keep the guest's id, the
+    buyer the checkout was made by.
+    """
+    for table in (checkout_groups, order_status):
+        await conn.execute(
+            update(table).where(table.c.buyer_id == guest_id).values(buyer_id=buyer_id)
         )

@@ -160,6 +160,9 @@ class CartApiSettings(BaseModel):
     abandon_batch_size: int = Field(default=100, ge=1, le=10_000)
     idempotency_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
     guest_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    # Guest sessions expired or ended (merged) this long ago are deleted, with their carts
+    # that became no order; until then a retried merge still answers as the first one did.
+    guest_purge_after_s: float = Field(default=30 * 24 * 3600, gt=0)
     # The cart summary cache in Redis (or Valkey): redis://[:password@]host:port/db, rediss://
     # for TLS; unset, GET /cart reads PostgreSQL every time.
     cache_url: SecretStr | None = None

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import CartAbandoned
 from services.cart.abandon import abandon_idle_carts, abandon_loop, run_pass
+from services.cart.cache import RedisCartCache
 from services.cart.tables import carts, idempotency_keys
 from services.platform.settings import CartApiSettings
 from tests.api import Shopper, offer, sent, types
@@ -55,7 +56,7 @@ async def _abandon_all(engine: AsyncEngine) -> int:
     total = 0
     while True:
         async with engine.begin() as conn:
-            done = await abandon_idle_carts(conn, HOUR, 100, LANES)
+            done = len(await abandon_idle_carts(conn, HOUR, 100, LANES))
         total += done
         if done == 0:
             return total
@@ -153,3 +154,18 @@ async def test_one_pass_drains_every_batch(client: httpx.AsyncClient, engine: As
     assert await run_pass(engine, settings, LANES) >= 3
 
     assert {await _status(engine, cart_id) for cart_id in cart_ids} == {"abandoned"}
+
+
+async def test_an_abandoned_cart_is_no_longer_served_from_the_cache(
+    cached_client: httpx.AsyncClient, cart_cache: RedisCartCache, engine: AsyncEngine
+) -> None:
+    shopper = Shopper(cached_client)
+    cart = (await shopper.add(await offer(engine))).json()
+    assert (await shopper.cart()).status_code == 200  # now cached
+    await _idle(engine, cart["cart_id"])
+    settings = CartApiSettings(abandon_after_s=HOUR.total_seconds())
+
+    await run_pass(engine, settings, LANES, cart_cache)
+
+    assert await _status(engine, cart["cart_id"]) == "abandoned"
+    assert (await shopper.cart()).status_code == 404

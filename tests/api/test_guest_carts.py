@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -15,7 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import CartItemAdded, CartItemRemoved, CheckoutStarted
+from services.cart import guests
 from tests.api import Shopper, field_errors, offer, sent, types
+from tests.api.shop_rules import new_code, shop_rules
 
 
 class Guest(Shopper):
@@ -333,3 +336,62 @@ async def test_a_guest_change_racing_the_merge_is_merged_or_refused_never_lost(
             c=merged.json()["guest_cart_id"],
         )
         assert [r.status for r in rows] == ["merged"]
+
+
+async def test_a_merge_brings_the_guests_codes_and_orders_to_the_buyer(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    guest, buyer = await _guest(client), Shopper(client)
+    await guest.add(await offer(engine, price="5.00"), 1)
+    ordered = await guest.checkout(body={"buyer_email": "guest@example.com"})
+    assert ordered.status_code == 202, ordered.text
+    group_url = f"/checkout-groups/{ordered.json()['checkout_group_id']}"
+    await guest.add(await offer(engine, price="7.00"), 1)
+    async with shop_rules(engine) as shop:
+        code = new_code()
+        await shop.promotion(code=code, value=Decimal(10))
+        entered = await guest.request("POST", "/cart/coupons", {"code": code})
+        assert entered.status_code == 200, entered.text
+
+        merged = await _merge(buyer, guest.token)
+
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["cart"]["coupons"][0]["code"] == code
+        assert merged.json()["cart"]["totals"]["grand_total"] == "6.30"
+    assert (await buyer.request("GET", group_url)).status_code == 200
+    assert (await buyer.request("GET", f"/orders/{ordered.json()['order_id']}")).status_code == 200
+
+
+async def test_guest_sessions_long_over_are_purged_with_their_dead_carts(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    merged_guest, live_guest, buyer = await _guest(client), await _guest(client), Shopper(client)
+    merged_cart = (await merged_guest.add(await offer(engine), 1)).json()["cart_id"]
+    live_cart = (await live_guest.add(await offer(engine), 1)).json()["cart_id"]
+    await _merge(buyer, merged_guest.token)
+    await _sql(
+        engine,
+        "UPDATE cart.guest_sessions SET ended_at = now() - interval '31 days' "
+        "WHERE token_sha256 = :h",
+        h=_digest(merged_guest.token),
+    )
+
+    async with engine.begin() as conn:
+        purged = await guests.purge(conn, timedelta(days=30))
+
+    assert purged >= 1
+    sessions = await _sql(
+        engine,
+        "SELECT token_sha256 FROM cart.guest_sessions WHERE token_sha256 IN (:a, :b)",
+        a=_digest(merged_guest.token),
+        b=_digest(live_guest.token),
+    )
+    assert [row.token_sha256 for row in sessions] == [_digest(live_guest.token)]
+    left = await _sql(
+        engine,
+        "SELECT cart_id::text AS id FROM cart.carts WHERE cart_id IN (:a, :b)",
+        a=merged_cart,
+        b=live_cart,
+    )
+    assert [row.id for row in left] == [live_cart]
+    assert await buyer.items() != {}
