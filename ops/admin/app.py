@@ -14,12 +14,13 @@ from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ops.admin import letters, ops, routes
+from ops.admin import business, letters, ops, routes
 from ops.admin.context import AdminContext
 from ops.admin.queries import SagaStateProbe
 from ops.admin.stuck import limits_of
 from ops.console import auth as console_auth
 from ops.console.mount import mount_console
+from services.cart.business_queries import BusinessProbe
 from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry
 from services.platform.telemetry.probes import ConsumerLagProbe, OutboxProbe
@@ -42,7 +43,8 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 
 _DESCRIPTION = """\
 The operator's view of checkout-saga: sagas, orders, stock and dead letters, setting stock,
-health checks, Prometheus metrics and the AsyncAPI document of the Kafka wire.
+the cart's business figures, health checks, Prometheus metrics and the AsyncAPI document of
+the Kafka wire.
 
 **Auth**: when `CHECKOUT_ADMIN__TOKEN` is set, every path but `/health/*` wants
 `Authorization: Bearer <token>` (401 otherwise). Orders, stock and dead letters are read
@@ -80,6 +82,9 @@ def create_admin_app(
     app.include_router(
         letters.router, prefix=API_PREFIX, dependencies=bearer, responses=UNAUTHORIZED
     )
+    app.include_router(
+        business.router, prefix=API_PREFIX, dependencies=bearer, responses=UNAUTHORIZED
+    )
     app.include_router(ops.router, dependencies=bearer, responses=UNAUTHORIZED)
     app.include_router(ops.health)
     mount_console(app)
@@ -96,6 +101,7 @@ def _watch(
     schemas = [spec.mailbox.schema for spec in specs]
     telemetry.add_probe("sagas", SagaStateProbe(engine, limits_of(settings.saga)))
     telemetry.add_probe("outbox", OutboxProbe(engine, schemas))
+    telemetry.add_probe("cart_business", BusinessProbe(engine))
     if alone:  # a runtime reports its own groups' lag
         lag = ConsumerLagProbe(settings.kafka, consumer_groups(specs))
         telemetry.add_probe("consumer_lag:all", lag)

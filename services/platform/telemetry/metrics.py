@@ -28,6 +28,7 @@ class Metrics:
         self._saga_counters()
         self._saga_histograms()
         self._database_metrics()
+        self._cart_business_metrics()
         self.http_refusals = Counter(
             "checkout_http_refusals",
             "HTTP requests an API refused (4xx: invalid input, no token, unknown id), by status.",
@@ -149,6 +150,71 @@ class Metrics:
         # e.g. checkout_cart_cache_hits_total, _misses_total, _errors_total (failed Redis calls).
         self.cart_cache = _SummedCounters("checkout_cart_cache", "Cart summary cache")
         r.register(self.cart_cache)
+
+    def _cart_business_metrics(self) -> None:
+        # From the cart's tables at scrape time (services/cart/business.py defines each figure).
+        # `window` names the span the figure covers (e.g. 24h); a series is dropped, not set to
+        # NaN, when its figure is undefined or nothing is left in the window.
+        r = self.registry
+        self.cart_active = Gauge(
+            "checkout_cart_active_carts",
+            "Carts active now, by kind of buyer (buyer: signed in, guest).",
+            ["kind"],
+            registry=r,
+        )
+        self.cart_ended = Gauge(
+            "checkout_cart_ended_carts",
+            "Carts that ended in the window (by their last write): checked_out (incl. cleared) "
+            "or abandoned. Merged guest carts are no ending.",
+            ["window", "outcome"],
+            registry=r,
+        )
+        self.cart_conversion = Gauge(
+            "checkout_cart_conversion_ratio",
+            "Carts checked out over carts ended in the window (absent when none ended).",
+            ["window"],
+            registry=r,
+        )
+        self.cart_abandonment = Gauge(
+            "checkout_cart_abandonment_ratio",
+            "Carts abandoned over carts ended in the window (absent when none ended).",
+            ["window"],
+            registry=r,
+        )
+        self._cart_order_metrics()
+
+    def _cart_order_metrics(self) -> None:
+        r = self.registry
+        self.cart_completed_checkouts = Gauge(
+            "checkout_cart_completed_checkouts",
+            "Checkout groups created in the window that completed or partially completed.",
+            ["window", "currency"],
+            registry=r,
+        )
+        self.cart_average_order_value = Gauge(
+            "checkout_cart_average_order_value",
+            "Mean balance due of those checkout groups, in the currency (rounded to the cent).",
+            ["window", "currency"],
+            registry=r,
+        )
+        self.cart_promotion_uses = Gauge(
+            "checkout_cart_promotion_uses",
+            "Promotion uses redeemed in the window and not given back, per promotion.",
+            ["window", "promotion_id"],
+            registry=r,
+        )
+        self.cart_promotion_uses_returned = Gauge(
+            "checkout_cart_promotion_uses_returned",
+            "Promotion uses redeemed in the window and given back (the order failed).",
+            ["window", "promotion_id"],
+            registry=r,
+        )
+        self.cart_discount_amount = Gauge(
+            "checkout_cart_discount_amount",
+            "Discounts granted in the window by uses not given back, per currency.",
+            ["window", "currency"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
