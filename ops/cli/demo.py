@@ -25,6 +25,7 @@ from contracts import CheckoutPolicy, CheckoutStarted
 from services.cart import catalog, groups, shopping
 from services.cart.checkout_rules import GroupStatus, PriceChangedError
 from services.cart.domain import CartRuleError, Offer
+from services.cart.pricing import Pricer
 from services.inventory import repository as inventory_repo
 from services.platform.db import create_engine
 from services.platform.settings import Settings
@@ -173,7 +174,8 @@ async def _check_out(
             for sku, qty in lines:
                 await shopping.add_item(conn, buyer, sku, qty, None, lanes)
             details = shopping.CheckoutDetails(policy=policy)
-            done = await shopping.check_out(conn, buyer, None, details, lanes)
+            pricer = Pricer(settings.cart.prices_include_tax)
+            done = await shopping.check_out(conn, buyer, None, details, lanes, pricer)
     except (CartRuleError, PriceChangedError) as refused:
         tally.refused[str(refused)[:60]] += 1
         return None

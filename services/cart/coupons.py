@@ -12,8 +12,9 @@ from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart import pricing, shopping, store
+from services.cart import shopping, store
 from services.cart.domain import CartNotFoundError, CartRuleError, Delivery, ShoppingCart, Violation
+from services.cart.pricing import Pricer
 from services.cart.promotion_types import Reason, mask, normalize_code
 from services.cart.shipping import Destination
 
@@ -33,8 +34,7 @@ async def enter_code(
     buyer_id: str,
     code: str,
     if_match: int | None,
-    *,
-    prices_include_tax: bool,
+    pricer: Pricer,
 ) -> ShoppingCart:
     """Enter a code on the buyer's cart when it applies now; entering it again changes nothing."""
     cart = await shopping.existing(conn, buyer_id, if_match)
@@ -42,7 +42,7 @@ async def enter_code(
     if normalized in cart.coupons:
         return cart
     trial = _with_code(cart, normalized)
-    quote = await pricing.quote_cart(conn, trial, prices_include_tax=prices_include_tax)
+    quote = await pricer.quote(conn, trial)
     state = next(s for s in quote.coupons if s.code == normalized)
     if not state.applied:
         reason = state.reason or str(Reason.UNKNOWN)
@@ -72,8 +72,7 @@ async def choose_delivery(
     buyer_id: str,
     delivery: Delivery,
     if_match: int | None,
-    *,
-    prices_include_tax: bool,
+    pricer: Pricer,
 ) -> ShoppingCart:
     """Set where the cart ships and (optionally) how; a method must be able to carry it there."""
     cart = await shopping.existing(conn, buyer_id, if_match)
@@ -83,7 +82,7 @@ async def choose_delivery(
         _destination(delivery)
     chosen = _replace_delivery(cart, delivery)
     if delivery.method_id is not None:
-        quote = await pricing.quote_cart(conn, chosen, prices_include_tax=prices_include_tax)
+        quote = await pricer.quote(conn, chosen)
         refused = [b for b in quote.blockers if b.field == "delivery.shipping_method"]
         if refused:
             raise CartRuleError(Violation("shipping_method", refused[0].reason))

@@ -116,13 +116,24 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class Attributes:
+    """What pricing reads of a product besides its price: category, brand, unit weight."""
+
+    category: str | None = None
+    brand: str | None = None
+    weight_grams: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CartLine:
-    """One line of a cart: its public id, product, quantity and price snapshot."""
+    """One line of a cart: its public id, product, quantity, price snapshot and attributes."""
 
     item_id: uuid.UUID
     sku: str
     quantity: int
     snapshot: Snapshot
+    # The product's current attributes, read with the line; not part of what a line is.
+    attributes: Attributes = field(default_factory=lambda: Attributes(), compare=False)
 
     @property
     def total(self) -> Decimal:

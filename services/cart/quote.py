@@ -1,7 +1,7 @@
 """A cart's quote, pure: its lines priced with the shop's rules into totals, coupons and delivery.
 
-One function turns a cart, the current offers (for the attributes promotions, tax and shipping
-read) and the shop's rules into everything the cart view shows and checkout charges: the totals,
+One function turns a cart (its lines carry the attributes promotions, tax and shipping read)
+and the shop's rules into everything the cart view shows and checkout charges: the totals,
 each entered code's state, the shipping options at the chosen destination, each line's charge,
 and what still stands in the way of checking out. Lines are priced at their snapshot prices.
 A shop with no tax rates charges no tax; one with rates needs a destination it has a rate for. A
@@ -11,12 +11,12 @@ apply for the cart to check out. Imports no I/O library.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from services.cart.domain import Delivery, Offer, ShoppingCart, Violation
+from services.cart.domain import Delivery, ShoppingCart, Violation
 from services.cart.pricing_lines import PricedLine, to_cents
 from services.cart.promotion_types import Discounts, Promotion, Usage, mask
 from services.cart.promotions import apply
@@ -104,23 +104,20 @@ class CartQuote:
     blockers: tuple[Violation, ...]
 
 
-def priced_lines(cart: ShoppingCart, offers: Mapping[str, Offer]) -> list[PricedLine]:
+def priced_lines(cart: ShoppingCart) -> list[PricedLine]:
     """The cart's lines at their snapshot prices, with their products' current attributes."""
-    lines = []
-    for line in cart.lines:
-        offer = offers.get(line.sku)
-        lines.append(
-            PricedLine(
-                line_id=line.sku,
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price=line.snapshot.unit_price,
-                category=offer.category if offer else None,
-                brand=offer.brand if offer else None,
-                weight_grams=offer.weight_grams if offer else 0,
-            )
+    return [
+        PricedLine(
+            line_id=line.sku,
+            sku=line.sku,
+            quantity=line.quantity,
+            unit_price=line.snapshot.unit_price,
+            category=line.attributes.category,
+            brand=line.attributes.brand,
+            weight_grams=line.attributes.weight_grams,
         )
-    return lines
+        for line in cart.lines
+    ]
 
 
 def destination_of(delivery: Delivery) -> Destination | None:
@@ -130,11 +127,9 @@ def destination_of(delivery: Delivery) -> Destination | None:
     return Destination(delivery.country, delivery.region)
 
 
-def quote(
-    cart: ShoppingCart, offers: Mapping[str, Offer], rules: Rules, *, now: datetime
-) -> CartQuote:
+def quote(cart: ShoppingCart, rules: Rules, *, now: datetime) -> CartQuote:
     """Price the cart with the rules: what GET /cart shows and checkout charges."""
-    lines = priced_lines(cart, offers)
+    lines = priced_lines(cart)
     discounts = apply(
         lines,
         rules.promotions,

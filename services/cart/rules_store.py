@@ -99,14 +99,17 @@ def method_of(row: Any) -> ShippingMethod:
     )
 
 
-async def methods_in(conn: AsyncConnection, currency: str) -> list[ShippingMethod]:
-    """The active shipping methods priced in this currency."""
+async def methods_by_currency(conn: AsyncConnection) -> dict[str, tuple[ShippingMethod, ...]]:
+    """The active shipping methods by the currency they are priced in."""
     rows = await conn.execute(
         select(shipping_methods)
-        .where(shipping_methods.c.active, shipping_methods.c.currency == currency)
+        .where(shipping_methods.c.active)
         .order_by(shipping_methods.c.method_id)
     )
-    return [method_of(row) for row in rows]
+    found: dict[str, list[ShippingMethod]] = {}
+    for row in rows:
+        found.setdefault(row.currency, []).append(method_of(row))
+    return {currency: tuple(methods) for currency, methods in found.items()}
 
 
 def rate_table_of(row: Any) -> RateTable:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import CheckoutPolicy, CheckoutStarted, LineItem
 from contracts.vendor_orders import VendorOrder
-from services.cart import catalog, events, groups, pricing, redemptions, rules_store, store
+from services.cart import catalog, events, groups, redemptions, store
 from services.cart import repository as repo
 from services.cart.checkout_rules import PriceChangedError, checkout_violations, reprice
 from services.cart.domain import (
@@ -32,6 +32,8 @@ from services.cart.domain import (
     check_version,
     line_changes,
 )
+from services.cart.pricing import Pricer
+from services.cart.promotion_types import Promotion
 from services.cart.quote import CartQuote
 from services.cart.totals import Difference as TotalsDifference
 from services.cart.totals import Totals, differences
@@ -171,12 +173,11 @@ async def replace(
 
 @dataclass(frozen=True, slots=True)
 class CheckoutDetails:
-    """What the buyer says at checkout: e-mail, policy, the totals they saw; how prices are kept."""
+    """What the buyer says at checkout: an e-mail, the policy, and the totals they saw."""
 
     buyer_email: str | None = None
     policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING
     expected: Totals | None = None
-    prices_include_tax: bool = False
 
 
 class TotalsChangedError(Exception):
@@ -187,9 +188,11 @@ class TotalsChangedError(Exception):
         self.differences = tuple(differences)
 
 
-async def _priced(conn: AsyncConnection, cart: ShoppingCart, details: CheckoutDetails) -> CartQuote:
+async def _priced(
+    conn: AsyncConnection, cart: ShoppingCart, details: CheckoutDetails, pricer: Pricer
+) -> CartQuote:
     """The cart re-priced with the current rules; refused when incomplete or not as seen."""
-    quote = await pricing.quote_cart(conn, cart, prices_include_tax=details.prices_include_tax)
+    quote = await pricer.quote(conn, cart)
     # Totals the buyer confirmed (expected_totals) accept codes that no longer apply; without
     # them an entered code that does not apply blocks, so no discount vanishes unseen.
     confirmed = details.expected is not None
@@ -204,10 +207,13 @@ async def _priced(conn: AsyncConnection, cart: ShoppingCart, details: CheckoutDe
 
 
 async def _take_uses(
-    conn: AsyncConnection, group_id: uuid.UUID, cart: ShoppingCart, quote: CartQuote
+    conn: AsyncConnection,
+    group_id: uuid.UUID,
+    cart: ShoppingCart,
+    quote: CartQuote,
+    promotions: Sequence[Promotion],
 ) -> None:
     """Consume the applied promotions' uses; a use another checkout took first refuses (409)."""
-    promotions = await rules_store.active_promotions(conn)
     applied = quote.discounts.applied
     lost = await redemptions.take(conn, group_id, cart.buyer_id, cart.currency, applied, promotions)
     if lost:
@@ -221,6 +227,7 @@ async def check_out(
     if_match: int | None,
     details: CheckoutDetails,
     lanes: int,
+    pricer: Pricer,
 ) -> Checkout:
     """Re-price and check the cart; it becomes a checkout group, CheckoutStarted in the outbox."""
     cart = await existing(conn, buyer_id, if_match)
@@ -233,9 +240,9 @@ async def check_out(
     violations = checkout_violations(cart.lines, offers, buyer_id)
     if violations:
         raise CartRuleError(*violations)
-    quote = await _priced(conn, cart, details)
+    quote = await _priced(conn, cart, details, pricer)
     group_id = uuid.uuid4()
-    await _take_uses(conn, group_id, cart, quote)
+    await _take_uses(conn, group_id, cart, quote, (await pricer.rules(conn)).promotions)
     # The cart names the group: ClearCart comes back with the group id as its order id.
     if not await repo.mark_checked_out(conn, cart.cart_id, group_id):
         raise RuntimeError(f"cart {cart.cart_id} is locked yet no longer active")

@@ -16,8 +16,23 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart.domain import CartLine, CartStatus, Delivery, Offer, ShoppingCart, Snapshot
-from services.cart.tables import cart_coupons, cart_items, carts, checkout_groups, order_status
+from services.cart.domain import (
+    Attributes,
+    CartLine,
+    CartStatus,
+    Delivery,
+    Offer,
+    ShoppingCart,
+    Snapshot,
+)
+from services.cart.tables import (
+    cart_coupons,
+    cart_items,
+    carts,
+    checkout_groups,
+    offers,
+    order_status,
+)
 
 
 async def lock_buyer(conn: AsyncConnection, buyer_id: str) -> None:
@@ -69,9 +84,18 @@ async def _with_lines(conn: AsyncConnection, row: Any) -> ShoppingCart:
 async def cart_lines(conn: AsyncConnection, cart_id: uuid.UUID) -> tuple[CartLine, ...]:
     """A cart's lines with their price snapshots, by SKU."""
     currency = func.coalesce(cart_items.c.currency, carts.c.currency).label("snapshot_currency")
+    # The product's attributes ride along (pricing reads them); a product without an offer
+    # has none.
     rows = await conn.execute(
-        select(cart_items, currency)
+        select(
+            cart_items,
+            currency,
+            offers.c.category,
+            offers.c.brand,
+            func.coalesce(offers.c.weight_grams, 0).label("weight_grams"),
+        )
         .join(carts, carts.c.cart_id == cart_items.c.cart_id)
+        .outerjoin(offers, offers.c.sku == cart_items.c.sku)
         .where(cart_items.c.cart_id == cart_id)
         .order_by(cart_items.c.sku)
     )
@@ -83,6 +107,7 @@ async def cart_lines(conn: AsyncConnection, cart_id: uuid.UUID) -> tuple[CartLin
             snapshot=Snapshot(
                 r.offer_id, r.unit_price, r.snapshot_currency, r.captured_at, r.vendor_id
             ),
+            attributes=Attributes(r.category, r.brand, r.weight_grams),
         )
         for r in rows
     )

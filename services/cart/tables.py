@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -297,6 +298,16 @@ tax_rates = Table(
     Column("standard", Numeric(8, 6), nullable=False),
     Column("by_category", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# One row: bumped by a trigger on every change of promotions, shipping_methods or tax_rates
+# (migration 0012), so processes reload their in-memory rules only when it moved.
+pricing_rules_version = Table(
+    "pricing_rules_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("id = 1", name="ck_pricing_rules_version_one_row"),
 )
 
 outbox = outbox_table(metadata, SCHEMA)

@@ -25,6 +25,7 @@ from services.cart.guest_rules import GUEST_PREFIX, guest_buyer_id, is_guest
 from services.cart.http.problems import ProblemError
 from services.cart.http.schemas import FieldError
 from services.cart.idempotency import StoredResponse
+from services.cart.pricing import Pricer
 from services.platform.settings import Settings
 
 MAX_BUYER_ID = 128
@@ -38,6 +39,11 @@ class ApiContext:
     engine: AsyncEngine
     settings: Settings
     cache: CartCache = field(default_factory=NoCache)
+    pricer: Pricer = field(default_factory=Pricer)
+
+    def __post_init__(self) -> None:
+        # The shop's setting decides how every quote treats tax; the pricer's rules are shared.
+        self.pricer.prices_include_tax = self.settings.cart.prices_include_tax
 
     @property
     def lanes(self) -> int:

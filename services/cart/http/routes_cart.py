@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart import guests, pricing, shopping
+from services.cart import guests, shopping
 from services.cart.cache import CachedCart
 from services.cart.domain import ShoppingCart
 from services.cart.http.deps import (
@@ -38,8 +38,7 @@ Change = Callable[[AsyncConnection], Awaitable[ShoppingCart]]
 
 async def priced(conn: AsyncConnection, ctx: ApiContext, cart: ShoppingCart) -> StoredResponse:
     """The cart as the API answers it: its lines and its quote with the current rules."""
-    include = ctx.settings.cart.prices_include_tax
-    quote = await pricing.quote_cart(conn, cart, prices_include_tax=include)
+    quote = await ctx.pricer.quote(conn, cart)
     return StoredResponse(200, dump(CartOut.of(cart, quote)))
 
 

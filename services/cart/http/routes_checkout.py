@@ -94,9 +94,8 @@ async def checkout(
 
     async def work(conn: AsyncConnection) -> StoredResponse:
         expected = details.expected_totals.as_totals() if details.expected_totals else None
-        include = ctx.settings.cart.prices_include_tax
-        wanted = shopping.CheckoutDetails(details.buyer_email, details.policy, expected, include)
-        done = await shopping.check_out(conn, buyer, if_match, wanted, ctx.lanes)
+        wanted = shopping.CheckoutDetails(details.buyer_email, details.policy, expected)
+        done = await shopping.check_out(conn, buyer, if_match, wanted, ctx.lanes, ctx.pricer)
         return StoredResponse(202, dump(CheckoutAccepted.of(done, links)))
 
     request_hash = fingerprint("POST", request.url.path, _identity(details))

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.cart import guests, merging, pricing
+from services.cart import guests, merging
 from services.cart.http.deps import CallerDep, Ctx, changing, respond
 from services.cart.http.guest_schemas import GuestSessionOut, MergeOut, MergeRequest
 from services.cart.http.problems import ProblemError, documented
@@ -42,10 +42,9 @@ async def start_guest_session(ctx: Ctx) -> JSONResponse:
 
 def _renderer(ctx: Ctx) -> merging.Render:
     async def render(conn: AsyncConnection, merge: merging.Merge) -> Any:
-        include = ctx.settings.cart.prices_include_tax
         quote = None
         if merge.cart is not None:
-            quote = await pricing.quote_cart(conn, merge.cart, prices_include_tax=include)
+            quote = await ctx.pricer.quote(conn, merge.cart)
         return dump(MergeOut.of(merge, quote))
 
     return render

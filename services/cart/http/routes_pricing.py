@@ -49,12 +49,9 @@ async def enter_coupon(
     limit = _limit(ctx, buyer, request)
     now = datetime.now(UTC)
     await guesses.check(ctx.engine, limit, now)
-    include = ctx.settings.cart.prices_include_tax
 
     async def work(conn: AsyncConnection) -> StoredResponse:
-        cart = await coupons.enter_code(
-            conn, buyer, body.code, if_match, prices_include_tax=include
-        )
+        cart = await coupons.enter_code(conn, buyer, body.code, if_match, ctx.pricer)
         return await priced(conn, ctx, cart)
 
     try:
@@ -93,12 +90,9 @@ async def choose_delivery(
     cart there is refused with the reason (422). Sending nulls clears the choice.
     """
     delivery = Delivery(body.country, body.region, body.shipping_method)
-    include = ctx.settings.cart.prices_include_tax
 
     async def work(conn: AsyncConnection) -> StoredResponse:
-        cart = await coupons.choose_delivery(
-            conn, buyer, delivery, if_match, prices_include_tax=include
-        )
+        cart = await coupons.choose_delivery(conn, buyer, delivery, if_match, ctx.pricer)
         return await priced(conn, ctx, cart)
 
     response, _ = await run_once(ctx, buyer, None, "", work)
