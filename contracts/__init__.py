@@ -38,12 +38,12 @@ from contracts.messages import (
     StockReservationFailed,
     StockShortage,
     VendorOrderResult,
-    WireModel,
 )
 from contracts.pricing import AppliedDiscount, CheckoutPricing, LineCharge, ShippingCharge
 from contracts.registry import ALL_MESSAGES
 from contracts.topics import DEAD_LETTER_TOPIC, TOPICS, message_class_for_type, topic_for
 from contracts.types import CheckoutPolicy, RejectionReason
+from contracts.wire_model import WireModel
 
 __all__ = [
     "ALL_MESSAGES",
