@@ -11,7 +11,13 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.envelope import SCHEMA_VERSION, Envelope, utcnow
-from contracts.pricing import CheckoutPricing, disagreements
+from contracts.pricing import (
+    MAX_DISCOUNTS,
+    AppliedDiscount,
+    CheckoutPricing,
+    LineCharge,
+    disagreements,
+)
 from contracts.types import (
     MAX_LINE_ITEMS,
     BuyerId,
@@ -337,8 +343,23 @@ class OrderCreated(Message):
     items: Annotated[list[LineItem], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
     checkout_group_id: uuid.UUID | None = Field(default=None, description=_GROUP)
     vendor_id: VendorId | None = Field(default=None, description=_VENDOR)
+    charges: Annotated[list[LineCharge], Field(max_length=MAX_LINE_ITEMS)] = Field(
+        default=[],
+        description="A priced checkout's lines of this order, with what each costs the buyer; "
+        "total is their charges plus shipping.",
+    )
+    shipping: TotalAmount | None = Field(
+        default=None,
+        description="This order's share of a priced checkout's shipping charge (split over the "
+        "vendor orders in proportion to their lines' charges).",
+    )
+    discounts: Annotated[list[AppliedDiscount], Field(max_length=MAX_DISCOUNTS)] = Field(
+        default=[],
+        description="The promotions the whole checkout applied (the same on each vendor order "
+        "of a group: count them once per checkout_group_id, or per order when there is none).",
+    )
 
-    ADDITIONS = _MARKETPLACE
+    ADDITIONS = _MARKETPLACE | {"charges", "shipping", "discounts"}
 
 
 class _OrderOutcome(Message):
