@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +241,15 @@ def test_gross_prices_keep_the_tax_inside_the_charges() -> None:
     # Tax is shown, not added: 23.80 - 1.90 + 5.95.
     assert started.total == pricing.grand_total == Decimal("27.85")
     assert pricing.tax == Decimal("4.45")
+
+
+def test_the_priced_checkout_docs_wire_md_shows_is_valid_and_charged_as_it_says() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "wire.md").read_text()
+    block = text.split("**A priced checkout**", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    shown = json.loads("{" + block + "}")
+
+    started = CheckoutStarted.model_validate(
+        {"order_id": ORDER, "buyer_id": "buyer-42", "currency": "EUR", **shown}
+    )
+
+    assert started.total == Decimal("29.70")
