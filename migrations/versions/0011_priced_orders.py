@@ -46,22 +46,19 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.drop_constraint(OLD_CHECK[0], "orders", schema=SCHEMA, type_="check")
-    # NOT VALID: rows written under the old bound satisfy this one, except a priced order kept
-    # through a downgrade (its charges dropped, its total above the bound): it keeps its row.
-    _add_unchecked(*NEW_CHECK)
-    op.create_check_constraint(PRICED_CHECK[0], "orders", PRICED_CHECK[1], schema=SCHEMA)
+    for name, condition in (NEW_CHECK, PRICED_CHECK):
+        op.create_check_constraint(name, "orders", condition, schema=SCHEMA)
 
 
 def downgrade() -> None:
     op.drop_constraint(PRICED_CHECK[0], "orders", schema=SCHEMA, type_="check")
     op.drop_constraint(NEW_CHECK[0], "orders", schema=SCHEMA, type_="check")
-    # NOT VALID: a priced order that took over shipping keeps its row (and its adjusted total
-    # above its total); the old bound applies to every row written from now on.
-    _add_unchecked(*OLD_CHECK)
+    # A priced order that took over an emptied one's shipping settled above its total; without
+    # its charges the old bound would refuse it: its total becomes what it settled at.
+    op.execute(
+        f"UPDATE {SCHEMA}.orders SET total = adjusted_total "
+        "WHERE charges IS NOT NULL AND adjusted_total > total"
+    )
+    op.create_check_constraint(OLD_CHECK[0], "orders", OLD_CHECK[1], schema=SCHEMA)
     for column in ("shipping_share", "charges"):
         op.drop_column("orders", column, schema=SCHEMA)
-
-
-def _add_unchecked(name: str, condition: str) -> None:
-    """A CHECK that binds every row written from now on, and leaves the existing ones be."""
-    op.execute(f"ALTER TABLE {SCHEMA}.orders ADD CONSTRAINT {name} CHECK ({condition}) NOT VALID")
