@@ -78,8 +78,10 @@ class Order:
 
     @property
     def total(self) -> Decimal:
-        """What the order costs as checked out: its lines' charges and shipping share when
-        priced, else the sum of quantity x unit price over every line."""
+        """What the order costs as checked out (priced: its lines' charges and shipping share).
+
+        Unpriced: the sum of quantity x unit price over every line.
+        """
         if self.charges:
             return sum((c.charge for c in self.charges), self.shipping_share)
         return lines_total(self.items)
@@ -100,8 +102,10 @@ class Order:
 
     @property
     def adjusted_total(self) -> Decimal:
-        """The total after rejected lines: as its group settled it, or (not final yet) its
-        accepted lines plus its own shipping share while it keeps any."""
+        """The total after rejected lines, as its group settled it when the order became final.
+
+        Before that: its accepted lines plus its own shipping share while it keeps any line.
+        """
         if self.settled_total is not None:
             return self.settled_total
         return self.accepted_value + (self.shipping_share if self.accepted else ZERO)

@@ -31,8 +31,11 @@ def priced(
     prices_include_tax: bool = False,
     code: str | None = None,
 ) -> CheckoutPricing:
-    """A pricing of these items: `discounts` by sku (one promotion, PROMO-1, takes them all),
-    tax at `tax_rate` percent of each discounted line, `shipping` as (price, tax)."""
+    """A consistent pricing of these items.
+
+    `discounts` by sku (one promotion, PROMO-1, takes them all), tax at `tax_rate` percent of
+    each discounted line, `shipping` as (price, tax).
+    """
     off = {sku: Decimal(amount) for sku, amount in (discounts or {}).items()}
     rate = Decimal(tax_rate) / 100
     lines = [_line(item, off.get(item.sku, ZERO), rate, prices_include_tax) for item in items]
