@@ -38,16 +38,18 @@ from contracts.messages import (
     StockReservationFailed,
     StockShortage,
     VendorOrderResult,
-    WireModel,
 )
+from contracts.pricing import AppliedDiscount, CheckoutPricing, LineCharge, ShippingCharge
 from contracts.registry import ALL_MESSAGES
 from contracts.topics import DEAD_LETTER_TOPIC, TOPICS, message_class_for_type, topic_for
 from contracts.types import CheckoutPolicy, RejectionReason
+from contracts.wire_model import WireModel
 
 __all__ = [
     "ALL_MESSAGES",
     "DEAD_LETTER_TOPIC",
     "TOPICS",
+    "AppliedDiscount",
     "CartAbandoned",
     "CartCheckedOut",
     "CartEvent",
@@ -55,12 +57,14 @@ __all__ = [
     "CartItemRemoved",
     "CheckoutGroupCompleted",
     "CheckoutPolicy",
+    "CheckoutPricing",
     "CheckoutStarted",
     "ClearCart",
     "ConfirmOrder",
     "DeductStock",
     "Envelope",
     "GroupOutcome",
+    "LineCharge",
     "LineItem",
     "Message",
     "MessageHeaders",
@@ -78,6 +82,7 @@ __all__ = [
     "ReleaseStockReservations",
     "Reservation",
     "ReserveStockForOrder",
+    "ShippingCharge",
     "StockItem",
     "StockReservationCompleted",
     "StockReservationFailed",

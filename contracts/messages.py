@@ -6,19 +6,18 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializerFunctionWrapHandler,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.envelope import SCHEMA_VERSION, Envelope, utcnow
+from contracts.pricing import (
+    MAX_DISCOUNTS,
+    AppliedDiscount,
+    CheckoutPricing,
+    LineCharge,
+    disagreements,
+)
 from contracts.types import (
     MAX_LINE_ITEMS,
     BuyerId,
@@ -30,33 +29,10 @@ from contracts.types import (
     Reason,
     RejectionReason,
     Sku,
+    TotalAmount,
     VendorId,
 )
-
-TotalAmount = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
-"""A sum of lines (zero when every line of an order was rejected)."""
-
-
-class WireModel(BaseModel):
-    """Base of every wire model: strict and immutable; later additions stay off the wire unset.
-
-    `ADDITIONS` names the fields added after schema version 1 was published. Each is optional,
-    and left out of the JSON while it holds its default, so a plain single-vendor checkout
-    still reads, byte for byte, as a version-1 consumer (which forbids unknown fields) expects.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    ADDITIONS: ClassVar[frozenset[str]] = frozenset()
-
-    @model_serializer(mode="wrap")
-    def _drop_unset_additions(self, handler: SerializerFunctionWrapHandler) -> Any:
-        dumped = handler(self)
-        if self.ADDITIONS and isinstance(dumped, dict):
-            fields = type(self).model_fields
-            for name in self.ADDITIONS:
-                if name in dumped and getattr(self, name) == fields[name].default:
-                    del dumped[name]
-        return dumped
+from contracts.wire_model import WireModel
 
 
 class Message(WireModel):
@@ -165,8 +141,13 @@ class CheckoutStarted(Message):
         description="all_or_nothing (default): any short line fails the whole checkout. "
         "partial: short lines are rejected and the rest goes on, vendor order by vendor order.",
     )
+    pricing: CheckoutPricing | None = Field(
+        default=None,
+        description="The promotions, shipping and tax the checkout was priced with; the buyer "
+        "is charged pricing.grand_total. Absent: the sum of quantity x unit_price is charged.",
+    )
 
-    ADDITIONS = frozenset({"policy"})
+    ADDITIONS = frozenset({"policy", "pricing"})
 
     @field_validator("items")
     @classmethod
@@ -181,9 +162,23 @@ class CheckoutStarted(Message):
             raise ValueError(f"a buyer cannot buy from their own vendor store: {', '.join(own)}")
         return self
 
+    @model_validator(mode="after")
+    def _pricing_fits_the_items(self) -> CheckoutStarted:
+        if self.pricing is not None:
+            amounts = {i.sku: i.unit_price * i.quantity for i in self.items}
+            problem = next(iter(disagreements(self.pricing, amounts)), None)
+            if problem is not None:
+                raise ValueError(problem)
+        return self
+
     @property
     def total(self) -> Decimal:
-        """Order total: sum of quantity x unit price."""
+        """What the buyer is charged: pricing.grand_total when priced, else the lines' sum.
+
+        The lines' sum is quantity x unit price over the items.
+        """
+        if self.pricing is not None:
+            return self.pricing.grand_total
         return sum((i.unit_price * i.quantity for i in self.items), Decimal("0.00"))
 
 
@@ -348,8 +343,23 @@ class OrderCreated(Message):
     items: Annotated[list[LineItem], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
     checkout_group_id: uuid.UUID | None = Field(default=None, description=_GROUP)
     vendor_id: VendorId | None = Field(default=None, description=_VENDOR)
+    charges: Annotated[list[LineCharge], Field(max_length=MAX_LINE_ITEMS)] = Field(
+        default=[],
+        description="A priced checkout's lines of this order, with what each costs the buyer; "
+        "total is their charges plus shipping.",
+    )
+    shipping: TotalAmount | None = Field(
+        default=None,
+        description="This order's share of a priced checkout's shipping charge (split over the "
+        "vendor orders in proportion to their lines' charges).",
+    )
+    discounts: Annotated[list[AppliedDiscount], Field(max_length=MAX_DISCOUNTS)] = Field(
+        default=[],
+        description="The promotions the whole checkout applied (the same on each vendor order "
+        "of a group: count them once per checkout_group_id, or per order when there is none).",
+    )
 
-    ADDITIONS = _MARKETPLACE
+    ADDITIONS = _MARKETPLACE | {"charges", "shipping", "discounts"}
 
 
 class _OrderOutcome(Message):

@@ -43,3 +43,7 @@ class RejectionReason(StrEnum):
 
     INSUFFICIENT_STOCK = "insufficient_stock"
     UNAVAILABLE = "unavailable"
+
+
+TotalAmount = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=2)]
+"""A sum of amounts in whole cents, zero allowed (an order whose every line was rejected)."""

@@ -183,8 +183,9 @@ class SagaInstance:
         rejected = self._expect(StockReservationCompleted).rejected
         lines = [RejectedLine(sku=s.sku, quantity=s.requested, reason=s.reason) for s in rejected]
         # An all-or-nothing saga keeps no prices: its rejections fail it, the amount is moot.
-        prices = self.data.unit_prices
-        value = sum((prices[r.sku] * r.quantity for r in lines if r.sku in prices), Decimal(0))
+        # A priced line comes off at its charge (discounted, taxed); the shipping stays charged,
+        # since something is still shipped while any line is held.
+        value = sum((rejected_value(self.data, r) for r in lines), Decimal(0))
         amount = self.data.amount - value if value < self.data.amount else self.data.amount
         self._update(rejected=[*self.data.rejected, *lines], amount=amount)
 
@@ -333,9 +334,10 @@ class SagaInstance:
 def checkout_differences(kept: SagaData, sent: CheckoutStarted) -> list[str]:
     """What a CheckoutStarted says unlike the saga's data, field by field; empty for a repeat.
 
-    The saga keeps no vendors or e-mail, so those are not compared. It compares unit prices
-    when it keeps them (a partial checkout, whose amount drops with rejected lines), otherwise
-    the amount, which an all-or-nothing saga never changes.
+    The saga keeps no vendors or e-mail, so those are not compared. It compares unit prices,
+    line charges and the shipping charge when it keeps them (a partial checkout, whose amount
+    drops with rejected lines), otherwise the amount (the grand total of a priced checkout),
+    which an all-or-nothing saga never changes.
     """
     found = [
         f"{name} {new!r} (the saga has {old!r})"
@@ -350,11 +352,30 @@ def checkout_differences(kept: SagaData, sent: CheckoutStarted) -> list[str]:
     quantities = {i.sku: i.quantity for i in sent.items}
     found += _lines_differ("quantities", {i.sku: i.quantity for i in kept.items}, quantities)
     if kept.unit_prices:
-        prices = {i.sku: i.unit_price for i in sent.items}
-        found += _lines_differ("unit prices", dict(kept.unit_prices), prices)
+        found += _priced_lines_differ(kept, sent)
     elif sent.total != kept.amount:
         found.append(f"amount {sent.total} (the saga has {kept.amount})")
     return found
+
+
+def _priced_lines_differ(kept: SagaData, sent: CheckoutStarted) -> list[str]:
+    """A partial saga's prices against a repeat: unit prices, line charges, shipping charge."""
+    prices = {i.sku: i.unit_price for i in sent.items}
+    found = _lines_differ("unit prices", dict(kept.unit_prices), prices)
+    charges = {} if sent.pricing is None else sent.pricing.charges()
+    found += _lines_differ("line charges", dict(kept.line_charges), charges)
+    shipping = None if sent.pricing is None else sent.pricing.shipping_charge
+    if shipping != kept.shipping_charge:
+        found.append(f"shipping charge {shipping} (the saga has {kept.shipping_charge})")
+    return found
+
+
+def rejected_value(kept: SagaData, line: RejectedLine) -> Decimal:
+    """What a rejected line takes off the amount: its charge when priced, else its price."""
+    if line.sku in kept.line_charges:
+        return kept.line_charges[line.sku]
+    price = kept.unit_prices.get(line.sku)
+    return Decimal(0) if price is None else price * line.quantity
 
 
 def _lines_differ(what: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:

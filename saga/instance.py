@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -23,7 +23,7 @@ from contracts import (
     Reservation,
     StockItem,
 )
-from contracts.types import BuyerId, Currency, Money, Sku
+from contracts.types import BuyerId, Currency, Money, Sku, TotalAmount
 
 MAX_ANOMALIES = 100
 """Anomalies kept per saga (the newest): a flood of bogus messages must not grow the row forever."""
@@ -58,6 +58,12 @@ class SagaData(BaseModel):
     policy: CheckoutPolicy = CheckoutPolicy.ALL_OR_NOTHING
     # Only a partial checkout keeps its prices: they price the lines inventory may reject.
     unit_prices: dict[Sku, Money] = {}
+    # A priced partial checkout also keeps each line's charge (its discounted, taxed share of
+    # the grand total: what a rejection takes off) and the shipping charge, which stays due
+    # while any line is accepted. Empty and None in sagas stored before pricing existed.
+    # Not Money: a line discounted to nothing, or free shipping, is charged 0.00.
+    line_charges: dict[Sku, TotalAmount] = {}
+    shipping_charge: TotalAmount | None = None
     rejected: list[RejectedLine] = []
     reservations: list[Reservation] = []
     early_payment: PaymentCompleted | None = None
@@ -79,7 +85,7 @@ class SagaData(BaseModel):
 
     @classmethod
     def from_checkout(cls, event: CheckoutStarted) -> SagaData:
-        """The data of a saga that this checkout is starting."""
+        """The data of a saga that this checkout is starting (its amount: the grand total)."""
         return cls(
             order_id=event.order_id,
             buyer_id=event.buyer_id,
@@ -88,12 +94,20 @@ class SagaData(BaseModel):
             amount=event.total,
             items=[StockItem(sku=i.sku, quantity=i.quantity) for i in event.items],
             policy=event.policy,
-            unit_prices=(
-                {i.sku: i.unit_price for i in event.items}
-                if event.policy is CheckoutPolicy.PARTIAL
-                else {}
-            ),
+            **kept_prices(event),
         )
+
+
+def kept_prices(event: CheckoutStarted) -> dict[str, Any]:
+    """What a saga keeps to price rejected lines: nothing unless the checkout is partial."""
+    if event.policy is not CheckoutPolicy.PARTIAL:
+        return {"unit_prices": {}, "line_charges": {}, "shipping_charge": None}
+    pricing = event.pricing
+    return {
+        "unit_prices": {i.sku: i.unit_price for i in event.items},
+        "line_charges": {} if pricing is None else pricing.charges(),
+        "shipping_charge": None if pricing is None else pricing.shipping_charge,
+    }
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 A checkout group (the CheckoutStarted's order_id) is split into one order per vendor; the saga
 commands the group, and these rules decide per vendor order, then whether the group is final.
+A priced checkout's vendor order costs its lines' charges plus its share of the shipping
+(contracts.vendor_orders); a rejected line takes its charge off, and the shipping share of a
+vendor order left with no line moves to the others, so the confirmed orders add up to the charge.
 Imports no I/O library; the repository stores what these functions decide.
 """
 
@@ -16,10 +19,12 @@ from enum import StrEnum
 from typing import Any
 
 from contracts import (
+    AppliedDiscount,
     CheckoutGroupCompleted,
     CheckoutStarted,
     ConfirmOrder,
     GroupOutcome,
+    LineCharge,
     LineItem,
     OrderConfirmed,
     OrderCreated,
@@ -28,10 +33,16 @@ from contracts import (
     RejectedLine,
     VendorOrderResult,
 )
-from contracts.vendor_orders import is_marketplace, lines_total, split
+from contracts.vendor_orders import (
+    is_marketplace,
+    lines_total,
+    shipping_after_rejections,
+    split,
+)
 
 # contracts.types.Reason: a longer reason would not validate on the wire.
 _REASON_MAX = 500
+ZERO = Decimal("0.00")
 
 
 class OrderStatus(StrEnum):
@@ -58,10 +69,21 @@ class Order:
     payment_id: uuid.UUID | None = None
     failure_reason: str | None = None
     rejected: tuple[RejectedLine, ...] = ()
+    charges: tuple[LineCharge, ...] = ()
+    """Its lines' charges when its checkout was priced; empty: its lines cost their price."""
+    shipping_share: Decimal = ZERO
+    """Its share of a priced checkout's shipping charge, as checked out."""
+    settled_total: Decimal | None = None
+    """The adjusted total its group settled when it became final (None: not yet)."""
 
     @property
     def total(self) -> Decimal:
-        """Sum of quantity x unit price over every line, as checked out."""
+        """What the order costs as checked out (priced: its lines' charges and shipping share).
+
+        Unpriced: the sum of quantity x unit price over every line.
+        """
+        if self.charges:
+            return sum((c.charge for c in self.charges), self.shipping_share)
         return lines_total(self.items)
 
     @property
@@ -71,9 +93,22 @@ class Order:
         return tuple(item for item in self.items if item.sku not in gone)
 
     @property
+    def accepted_value(self) -> Decimal:
+        """What the accepted lines cost: their charges when priced, else quantity x unit price."""
+        if not self.charges:
+            return lines_total(self.accepted)
+        kept = {item.sku for item in self.accepted}
+        return sum((c.charge for c in self.charges if c.sku in kept), ZERO)
+
+    @property
     def adjusted_total(self) -> Decimal:
-        """The total of the accepted lines."""
-        return lines_total(self.accepted)
+        """The total after rejected lines, as its group settled it when the order became final.
+
+        Before that: its accepted lines plus its own shipping share while it keeps any line.
+        """
+        if self.settled_total is not None:
+            return self.settled_total
+        return self.accepted_value + (self.shipping_share if self.accepted else ZERO)
 
     @property
     def final(self) -> bool:
@@ -142,6 +177,8 @@ def new_orders(event: CheckoutStarted) -> tuple[Order, ...]:
             currency=event.currency,
             marketplace=marketplace,
             items=part.items,
+            charges=part.charges,
+            shipping_share=part.shipping_share,
         )
         for part in split(event)
     )
@@ -222,16 +259,36 @@ def applied(order: Order, change: Change) -> Order:
 def step(group: Sequence[Order], command: Command) -> Step | Rejected:
     """What a command does to every vendor order of its group; one contradiction rejects it all."""
     after: list[Order] = []
-    changed: list[Order] = []
+    changed: set[uuid.UUID] = set()
     for order in group:
         outcome = decide(order, command)
         if isinstance(outcome, Rejected):
             return outcome
         if isinstance(outcome, Change):
             order = applied(order, outcome)
-            changed.append(order)
+            changed.add(order.order_id)
         after.append(order)
-    return Step(tuple(changed), completion(group, after))
+    after = settled(after, changed)
+    return Step(tuple(o for o in after if o.order_id in changed), completion(group, after))
+
+
+def settled(group: Sequence[Order], changed: set[uuid.UUID]) -> list[Order]:
+    """The group with the changed orders' adjusted totals fixed: accepted lines plus shipping.
+
+    A vendor order left with no line ships nothing: its shipping share moves to the orders that
+    kept lines (contracts.vendor_orders.shipping_after_rejections), because the saga charges
+    the shipping while any line is held.
+    """
+    shares = shipping_after_rejections(
+        [o.shipping_share for o in group],
+        [o.accepted_value if o.accepted else None for o in group],
+    )
+    return [
+        dataclasses.replace(o, settled_total=o.accepted_value + share)
+        if o.order_id in changed
+        else o
+        for o, share in zip(group, shares, strict=True)
+    ]
 
 
 def completion(before: Sequence[Order], after: Sequence[Order]) -> CheckoutGroupCompleted | None:
@@ -271,8 +328,12 @@ def _result(order: Order) -> VendorOrderResult:
     )
 
 
-def created_event(order: Order) -> OrderCreated:
-    """The order_created of a new vendor order (group and vendor only for marketplaces)."""
+def created_event(order: Order, discounts: Sequence[AppliedDiscount] = ()) -> OrderCreated:
+    """The order_created of a new vendor order (group and vendor only for marketplaces).
+
+    A priced one also carries its lines' charges, its shipping share and the checkout's
+    promotions (`discounts`), so that its total is explained.
+    """
     return OrderCreated(
         order_id=order.order_id,
         buyer_id=order.buyer_id,
@@ -281,6 +342,9 @@ def created_event(order: Order) -> OrderCreated:
         items=list(order.items),
         checkout_group_id=order.checkout_group_id if order.marketplace else None,
         vendor_id=order.vendor_id if order.marketplace else None,
+        charges=list(order.charges),
+        shipping=order.shipping_share if order.charges else None,
+        discounts=list(discounts),
     )
 
 

@@ -50,7 +50,8 @@ async def create_order(conn: AsyncConnection, decoded: Decoded) -> list[OutboxMe
     if not await repo.insert_group(conn, group):
         log.info("checkout group %s already exists; CheckoutStarted ignored", event.order_id)
         return []
-    created = [_per_order(created_event(order), decoded.envelope) for order in group]
+    discounts = () if event.pricing is None else tuple(event.pricing.discounts)
+    created = [_per_order(created_event(order, discounts), decoded.envelope) for order in group]
     return [*created, *await _apply_parked(conn, event.order_id)]
 
 

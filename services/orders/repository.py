@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts import LineItem, RejectedLine
-from services.orders.domain import Order, OrderStatus
+from contracts import LineCharge, LineItem, RejectedLine
+from services.orders.domain import ZERO, Order, OrderStatus
 from services.orders.tables import orders, pending_commands
 from services.platform import sql
 
@@ -27,6 +27,7 @@ _ORDER_LOCK_SALT = 0x6F72646572730000  # "orders\0\0"
 
 _LINES = TypeAdapter(tuple[LineItem, ...])
 _REJECTED = TypeAdapter(tuple[RejectedLine, ...])
+_CHARGES = TypeAdapter(tuple[LineCharge, ...])
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +46,18 @@ _LOCK_ORDER_ID = "SELECT pg_advisory_xact_lock($1::bigint)"
 # CheckoutStarted for it (even naming other vendors) creates nothing.
 _INSERT_GROUP = (
     "INSERT INTO orders.orders (order_id, checkout_group_id, vendor_id, buyer_id, status, "
-    "currency, marketplace, total, items) "
-    "SELECT u.o, $2, u.v, $3, $4, $5, $6, u.t, CAST(u.i AS jsonb) "
-    "FROM unnest($1::uuid[], $7::text[], $8::numeric[], $9::text[]) AS u(o, v, t, i) "
+    "currency, marketplace, total, items, charges, shipping_share) "
+    "SELECT u.o, $2, u.v, $3, $4, $5, $6, u.t, CAST(u.i AS jsonb), CAST(u.c AS jsonb), u.s "
+    "FROM unnest($1::uuid[], $7::text[], $8::numeric[], $9::text[], $10::text[], "
+    "$11::numeric[]) AS u(o, v, t, i, c, s) "
     "WHERE NOT EXISTS (SELECT 1 FROM orders.orders WHERE checkout_group_id = $2) "
     "ON CONFLICT (order_id) DO NOTHING RETURNING order_id"
 )
 # In order id order, so that two transactions lock a group's rows in the same order.
 _LOCK_GROUP = (
     "SELECT order_id, checkout_group_id, vendor_id, buyer_id, currency, marketplace, status, "
-    "items::text AS items, payment_id, failure_reason, rejected::text AS rejected "
+    "items::text AS items, payment_id, failure_reason, rejected::text AS rejected, "
+    "charges::text AS charges, shipping_share, adjusted_total "
     "FROM orders.orders WHERE checkout_group_id = $1 ORDER BY order_id FOR UPDATE"
 )
 _APPLY_CHANGES = (
@@ -101,6 +104,9 @@ async def insert_group(conn: AsyncConnection, group: Sequence[Order]) -> bool:
         [order.vendor_id for order in group],
         [order.total for order in group],
         [_LINES.dump_json(order.items).decode() for order in group],
+        # NULL for an unpriced checkout's orders: their lines cost quantity x unit price.
+        [_CHARGES.dump_json(o.charges).decode() if o.charges else None for o in group],
+        [order.shipping_share if order.charges else None for order in group],
     )
     return bool(rows)
 
@@ -123,6 +129,9 @@ def _order(row: asyncpg.Record) -> Order:
         payment_id=row["payment_id"],
         failure_reason=row["failure_reason"],
         rejected=_REJECTED.validate_json(row["rejected"]),
+        charges=() if row["charges"] is None else _CHARGES.validate_json(row["charges"]),
+        shipping_share=row["shipping_share"] or ZERO,
+        settled_total=row["adjusted_total"],
     )
 
 

@@ -49,9 +49,20 @@ orders = Table(
     Column("rejected", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     # The total of the accepted lines, set when the order becomes final (NULL while created).
     Column("adjusted_total", Numeric(16, 2)),
+    # A priced checkout's orders: their lines' charges ([{sku, discount, tax, charge}]) and
+    # their share of the shipping charge; both NULL for an unpriced checkout's orders.
+    Column("charges", JSONB),
+    Column("shipping_share", Numeric(16, 2)),
     CheckConstraint("status IN ('created', 'confirmed', 'failed')", name="ck_orders_status"),
+    # A priced order may end above its total: it takes over the shipping share of a vendor
+    # order of its group that was left with no line.
     CheckConstraint(
-        "adjusted_total BETWEEN 0 AND total", name="ck_orders_adjusted_total_within_total"
+        "adjusted_total >= 0 AND (charges IS NOT NULL OR adjusted_total <= total)",
+        name="ck_orders_adjusted_total_in_range",
+    ),
+    CheckConstraint(
+        "(charges IS NULL) = (shipping_share IS NULL) AND coalesce(shipping_share, 0) >= 0",
+        name="ck_orders_priced",
     ),
     Index("ix_orders_buyer", "buyer_id"),
     Index("ix_orders_checkout_group", "checkout_group_id"),

@@ -1,8 +1,9 @@
 """The valid checkouts interleaved with the fuzz, and what must hold once they are all final.
 
 Checkouts draw one to three lines from a few products of their own (so some run out of stock),
-a quarter of them marketplace checkouts with vendors, half of those partial; the payment
-simulator declines some. At the end every saga is final and agrees with its orders, every unit
+a quarter of them marketplace checkouts with vendors, half of those partial, half of all priced
+(discount, tax, shipping: the saga charges the grand total); the payment simulator declines
+some. At the end every saga is final and agrees with its orders, every unit
 of stock is accounted for, confirmed checkouts are paid and their carts cleared.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import CheckoutPolicy, CheckoutStarted, LineItem
 from services.inventory import repository as inventory_repo
+from tests.fuzz.pricing import shop_pricing
 
 FINAL = ("Confirmed", "Failed")
 
@@ -70,6 +72,7 @@ class Shop:
             items=items,
             **({"policy": policy} if policy else {}),
         )
+        started = shop_pricing(rng, started)
         self.checkouts[order_id] = started
         return started
 

@@ -15,8 +15,9 @@ from typing import Any
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from contracts import MessageHeaders, message_class_for_type
+from contracts import CheckoutStarted, MessageHeaders, message_class_for_type
 from tests.fuzz.documents import Obj, dumps
+from tests.fuzz.pricing import with_drawn_pricing
 from tests.fuzz.shapes import FieldShape, model_shape
 from tests.fuzz.values import fresh_id, model_values
 
@@ -108,8 +109,14 @@ def _is_valid(message_type: str, payload: Obj) -> bool:
 
 @functools.cache
 def _valid_payloads(message_type: str) -> st.SearchStrategy[Obj]:
-    """Payloads the contracts accept, custom validators included (their order id is random)."""
-    return model_values(model_of(message_type)).filter(lambda p: _is_valid(message_type, p))
+    """Payloads the contracts accept, custom validators included (their order id is random).
+
+    A checkout's pricing must add up to be valid: it is drawn from the items, or left out.
+    """
+    drawn = model_values(model_of(message_type))
+    if message_type == CheckoutStarted.message_type:
+        drawn = drawn.flatmap(with_drawn_pricing)
+    return drawn.filter(lambda p: _is_valid(message_type, p))
 
 
 def valid_payload(draw: st.DrawFn, message_type: str, order_id: str) -> Obj:

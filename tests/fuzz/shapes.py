@@ -3,7 +3,8 @@
 Strategies are built from these shapes, not from a copy of the contracts kept by hand, so a
 field added to or tightened in `contracts/` is fuzzed as it is the day it changes. The reader
 knows the constraint types the contracts use (string patterns and lengths, integer and decimal
-bounds, decimal digits, list lengths, enums, literals, nested models); a field of a kind it does
+bounds, decimal digits, list lengths, strict booleans, enums, literals, nested models); a field
+of a kind it does
 not know fails loudly, so the fuzz tier cannot silently skip a new field.
 """
 
@@ -24,7 +25,7 @@ import annotated_types
 from pydantic import AwareDatetime, BaseModel, StringConstraints
 from pydantic.fields import FieldInfo
 
-Kind = typing.Literal["uuid", "str", "int", "decimal", "datetime", "enum", "list", "model"]
+Kind = typing.Literal["uuid", "str", "int", "bool", "decimal", "datetime", "enum", "list", "model"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ def _scalar(annotation: Any) -> Shape:
         return Shape("str")
     if annotation is int:
         return Shape("int")
+    if annotation is bool:
+        return Shape("bool")
     if annotation is decimal.Decimal:
         return Shape("decimal")
     if annotation in (AwareDatetime, datetime.datetime):

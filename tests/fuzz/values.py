@@ -28,6 +28,8 @@ CONTAINERS: list[Any] = [[], {}, [1, "a"], {"a": 1}]
 """JSON values of no scalar kind: every scalar field refuses them."""
 NUMERIC = ("int", "decimal")
 """Kinds that take true and false as 1 and 0 when not strict."""
+TAKES_BOOLEANS = (*NUMERIC, "bool")
+"""Kinds for which true and false are no wrong JSON type."""
 DISAGREEING_SPACES = frozenset("\x1c\x1d\x1e\x1f")
 """Python's `\\s` matches these, pydantic's regex engine does not: left out of pattern misses."""
 
@@ -43,7 +45,7 @@ def valid(shape: Shape) -> st.SearchStrategy[Any]:
 def invalid(shape: Shape) -> st.SearchStrategy[Any]:
     """Values the shape refuses: wrong JSON types, out of bounds, null when it may not be."""
     refused = _INVALID[shape.kind](shape)
-    others = CONTAINERS if shape.kind in NUMERIC else [True, False, *CONTAINERS]
+    others = CONTAINERS if shape.kind in TAKES_BOOLEANS else [True, False, *CONTAINERS]
     wrong = st.sampled_from(others) if shape.kind not in ("list", "model") else refused
     choices = [refused, refused, wrong]
     if not shape.nullable:
@@ -74,6 +76,10 @@ def _int(shape: Shape) -> st.SearchStrategy[Any]:
     return st.integers(
         min_value=None if low is None else int(low), max_value=None if high is None else int(high)
     )
+
+
+def _bool(_: Shape) -> st.SearchStrategy[Any]:
+    return st.booleans()
 
 
 def _decimal(shape: Shape) -> st.SearchStrategy[Any]:
@@ -126,6 +132,7 @@ _VALID = {
     "uuid": _uuid,
     "str": _text,
     "int": _int,
+    "bool": _bool,
     "decimal": _decimal,
     "datetime": _datetime,
     "enum": _enum,
@@ -175,6 +182,12 @@ def _bad_int(shape: Shape) -> st.SearchStrategy[Any]:
     if shape.le is not None:
         choices += [st.integers(min_value=int(shape.le) + 1), st.just(10**30)]
     return st.one_of(*choices)
+
+
+def _bad_bool(shape: Shape) -> st.SearchStrategy[Any]:
+    # Lax mode reads "yes", "on", "1", 1 and 0 as booleans: only a strict field refuses them.
+    lax = ["true", "false", "yes", "1", 1, 0] if shape.strict else []
+    return st.sampled_from([*lax, "maybe", 2, -1, 0.5, ""])
 
 
 def _bad_decimal(shape: Shape) -> st.SearchStrategy[Any]:
@@ -267,6 +280,7 @@ _INVALID = {
     "uuid": _bad_uuid,
     "str": _bad_text,
     "int": _bad_int,
+    "bool": _bad_bool,
     "decimal": _bad_decimal,
     "datetime": _bad_datetime,
     "enum": _bad_enum,

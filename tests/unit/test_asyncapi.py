@@ -24,6 +24,7 @@ from contracts.types import CheckoutPolicy
 from services.platform.delivery import Delivery, dead_letter
 from services.platform.settings import Settings
 from services.runtime import asyncapi_json
+from tests.support.pricing import priced, with_pricing
 
 DOCUMENT = Path(__file__).parents[2] / "docs" / "asyncapi.json"
 ENVELOPE_HEADERS = {
@@ -157,6 +158,20 @@ def test_a_real_marketplace_checkout_validates_against_the_document(
     _validate(document, _payload_schema(document, topic_for(CheckoutStarted)), body)
     _validate(document, message["headers"], headers_for(envelope))
     _validate(document, message["bindings"]["kafka"]["key"], str(checkout.order_id))
+
+
+def test_a_real_priced_checkout_validates_against_the_document(document: dict[str, Any]) -> None:
+    plain = _marketplace_checkout()
+    pricing = priced(
+        plain.items, discounts={"MS-2": "8.00"}, tax_rate="19", shipping=("4.90", "0.93")
+    )
+    body = json.loads(encode(with_pricing(plain, pricing).to_envelope()))
+    assert body["payload"]["pricing"]["discounts"][0]["amount"] == "8.00"
+
+    _validate(document, _payload_schema(document, topic_for(CheckoutStarted)), body)
+    body["payload"]["pricing"]["prices_include_tax"] = "no"
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(document, _payload_schema(document, topic_for(CheckoutStarted)), body)
 
 
 def test_the_schemas_reject_what_the_consumers_reject(document: dict[str, Any]) -> None:
