@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import CheckoutPolicy, CheckoutStarted
+from contracts.pricing import CheckoutPricing
 from contracts.vendor_orders import VendorOrder, split
 from services.cart import order_view
 from services.cart.checkout_rules import GroupStatus, balance_due, group_status
@@ -36,6 +37,7 @@ class GroupView:
     total: Decimal
     created_at: datetime
     orders: tuple[OrderView, ...]
+    pricing: CheckoutPricing | None = None
 
     @property
     def status(self) -> GroupStatus:
@@ -61,6 +63,7 @@ async def record_checkout(
             policy=started.policy.value,
             currency=started.currency,
             total=started.total,
+            pricing=None if started.pricing is None else started.pricing.model_dump(mode="json"),
         )
     )
     orders = split(started)
@@ -88,4 +91,5 @@ async def find(conn: AsyncConnection, group_id: uuid.UUID, buyer_id: str) -> Gro
         total=row.total,
         created_at=row.created_at,
         orders=tuple(await order_view.of_group(conn, group_id, buyer_id)),
+        pricing=None if row.pricing is None else CheckoutPricing.model_validate(row.pricing),
     )

@@ -16,6 +16,8 @@ from decimal import Decimal
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts import CheckoutPolicy, CheckoutStarted, LineItem
+from contracts.pricing import AppliedDiscount, CheckoutPricing, ShippingCharge
+from contracts.pricing import LineCharge as WireLineCharge
 from contracts.vendor_orders import VendorOrder
 from services.cart import catalog, events, groups, redemptions, store
 from services.cart import repository as repo
@@ -197,6 +199,11 @@ async def _priced(
     # them an entered code that does not apply blocks, so no discount vanishes unseen.
     confirmed = details.expected is not None
     blockers = [b for b in quote.blockers if not (confirmed and b.field.startswith("coupons."))]
+    if quote.totals.grand_total <= 0:
+        # A payment of nothing cannot be requested: the saga would refuse the checkout.
+        blockers.append(
+            Violation("totals.grand_total", "a cart that costs nothing cannot be checked out")
+        )
     if blockers:
         raise CartRuleError(*blockers)
     if details.expected is not None:
@@ -246,14 +253,17 @@ async def check_out(
     # The cart names the group: ClearCart comes back with the group id as its order id.
     if not await repo.mark_checked_out(conn, cart.cart_id, group_id):
         raise RuntimeError(f"cart {cart.cart_id} is locked yet no longer active")
-    started = _started(cart, group_id, details)
+    started = _started(cart, group_id, details, quote)
     orders = await groups.record_checkout(conn, started)
     await events.emit(conn, lanes, [started, events.checked_out(cart, group_id)])
     return Checkout(group_id, cart.cart_id, started.policy, cart.currency, started.total, orders)
 
 
-def _started(cart: ShoppingCart, group_id: uuid.UUID, details: CheckoutDetails) -> CheckoutStarted:
-    """The saga's CheckoutStarted of a cart: its lines at their snapshot prices and vendors."""
+def _started(
+    cart: ShoppingCart, group_id: uuid.UUID, details: CheckoutDetails, quote: CartQuote
+) -> CheckoutStarted:
+    """The saga's CheckoutStarted of a cart: its lines at their snapshot prices and vendors,
+    and its pricing when promotions, shipping or tax make the charge other than the lines."""
     return CheckoutStarted(
         order_id=group_id,
         buyer_id=cart.buyer_id,
@@ -270,4 +280,41 @@ def _started(cart: ShoppingCart, group_id: uuid.UUID, details: CheckoutDetails) 
             for ln in cart.lines
         ],
         policy=details.policy,
+        pricing=checkout_pricing(quote),
+    )
+
+
+def checkout_pricing(quote: CartQuote) -> CheckoutPricing | None:
+    """The wire form of a quote; None for a cart charged its lines' amounts, nothing else.
+
+    Unpriced checkouts stay byte for byte what version-1 consumers read (`pricing` is an
+    addition): only discounts, a shipping method or tax make a checkout priced.
+    """
+    totals, delivery = quote.totals, quote.delivery
+    if not (totals.discounts or delivery.chosen or totals.tax):
+        return None
+    shipping = None
+    if delivery.chosen is not None and delivery.destination is not None:
+        shipping = ShippingCharge(
+            method_id=delivery.chosen.method_id,
+            country=delivery.destination.country,
+            region=delivery.destination.region,
+            price=delivery.chosen.price,
+            tax=delivery.shipping_tax,
+        )
+    return CheckoutPricing(
+        prices_include_tax=totals.prices_include_tax,
+        subtotal=totals.subtotal,
+        discounts=[
+            AppliedDiscount(promotion_id=d.promotion_id, code=d.code, amount=d.amount)
+            for d in totals.discounts
+        ],
+        discount_total=totals.discount_total,
+        shipping=shipping,
+        tax=totals.tax,
+        grand_total=totals.grand_total,
+        lines=[
+            WireLineCharge(sku=c.sku, discount=c.discount, tax=c.tax, charge=c.charge)
+            for c in quote.lines
+        ],
     )

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import OrderConfirmed, OrderMarkedFailed
+from contracts import CheckoutStarted, OrderConfirmed, OrderMarkedFailed
 from services.cart.tables import (
     promotion_buyer_uses,
     promotion_uses,
@@ -21,7 +21,7 @@ from services.cart.tables import (
     tax_rates,
 )
 from services.platform.consumer import Outcome
-from tests.api import Shopper, field_errors, offer
+from tests.api import Shopper, field_errors, offer, sent
 from tests.api.shop_rules import Shop, new_code, shop_rules
 from tests.handlers import ServiceDriver
 
@@ -242,3 +242,73 @@ async def test_a_confirmed_order_keeps_its_promotion_use(
     await cart.send(OrderConfirmed(order_id=order_id, payment_id=uuid.uuid4()))
 
     assert await _uses(engine, promotion_id) == 1
+
+
+async def test_a_priced_checkout_carries_its_pricing_and_charges_the_grand_total(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop
+) -> None:
+    country = _country()
+    method = await shop.shipping(CURRENCY, [country], [(5_000, "60.00")])
+    await shop.tax(country, "0.25")
+    code = new_code()
+    promotion_id = await shop.promotion(code=code, value=Decimal(10))
+    acme = await offer(engine, price="100.00", currency=CURRENCY, vendor="acme", weight_grams=500)
+    globex = await offer(engine, price="50.00", currency=CURRENCY, vendor="globex")
+    await shopper.add(acme, 1)
+    await shopper.add(globex, 2)
+    await shopper.request("POST", "/cart/coupons", {"code": code})
+    shown = await shopper.request(
+        "PUT", "/cart/delivery", {"country": country, "shipping_method": method}
+    )
+
+    accepted = await shopper.checkout(body={"expected_totals": shown.json()["totals"]})
+
+    assert accepted.status_code == 202, accepted.text
+    # 200 - 20 off + 60 shipping, + 25 % tax on 180 + 60.
+    assert shown.json()["totals"]["grand_total"] == "300.00"
+    assert accepted.json()["total"] == "300.00"
+    assert sum(Decimal(o["total"]) for o in accepted.json()["orders"]) == Decimal("300.00")
+    [started] = [
+        m.message
+        for m in await sent(engine, accepted.json()["order_id"])
+        if isinstance(m.message, CheckoutStarted)
+    ]
+    assert started.total == Decimal("300.00")
+    assert started.pricing is not None
+    assert [(d.promotion_id, d.code, d.amount) for d in started.pricing.discounts] == [
+        (promotion_id, code, Decimal("20.00"))
+    ]
+    assert started.pricing.shipping is not None
+    assert (started.pricing.shipping.method_id, started.pricing.shipping.price) == (
+        method,
+        Decimal("60.00"),
+    )
+    group = await shopper.request("GET", f"/checkout-groups/{accepted.json()['checkout_group_id']}")
+    assert group.json()["pricing"]["grand_total"] == "300.00"
+
+
+async def test_an_unpriced_checkout_stays_a_version_one_message(
+    shopper: Shopper, engine: AsyncEngine
+) -> None:
+    await shopper.add(await offer(engine, price="12.00", currency=CURRENCY), 1)
+
+    accepted = await shopper.checkout()
+
+    rows = await sent(engine, accepted.json()["order_id"])
+    [started] = [m.message for m in rows if isinstance(m.message, CheckoutStarted)]
+    assert started.pricing is None
+    assert "pricing" not in started.model_dump(mode="json")
+
+
+async def test_a_cart_that_costs_nothing_cannot_check_out(
+    shopper: Shopper, engine: AsyncEngine, shop: Shop
+) -> None:
+    code = new_code()
+    await shop.promotion(code=code, value=Decimal(100))
+    await shopper.add(await offer(engine, price="9.00", currency=CURRENCY), 1)
+    await shopper.request("POST", "/cart/coupons", {"code": code})
+
+    refused = await shopper.checkout()
+
+    assert refused.status_code == 422
+    assert "totals.grand_total" in field_errors(refused)

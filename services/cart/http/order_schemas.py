@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from contracts import CheckoutPolicy, LineItem
+from contracts.pricing import CheckoutPricing
 from contracts.types import Email
 from contracts.vendor_orders import VendorOrder
 from services.cart.checkout_rules import GroupStatus, OrderProgress
@@ -204,9 +205,14 @@ class CheckoutGroupOut(BaseModel):
         description="processing (a vendor order is not final), completed (every one "
         "confirmed), partially_completed (some confirmed, some failed) or failed (every one)."
     )
-    total: Decimal = Field(description="As checked out.")
+    total: Decimal = Field(description="As checked out: the grand total when priced.")
     balance_due: Decimal = Field(description="The confirmed vendor orders' adjusted totals.")
     orders: list[VendorOrderOut]
+    pricing: CheckoutPricing | None = Field(
+        default=None,
+        description="How the total was made (discounts, shipping, tax, each line's charge); "
+        "null when the checkout was charged its lines' amounts only.",
+    )
 
     @classmethod
     def of(cls, group: GroupView, links: Links) -> CheckoutGroupOut:
@@ -221,4 +227,5 @@ class CheckoutGroupOut(BaseModel):
             total=group.total,
             balance_due=group.balance_due,
             orders=[VendorOrderOut.of(order, links) for order in group.orders],
+            pricing=group.pricing,
         )
