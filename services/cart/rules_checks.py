@@ -30,6 +30,8 @@ CODE = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
 CURRENCY = re.compile(r"[A-Z]{3}")
 REGION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
 """ISO 3166-2: the country, a hyphen, and up to three letters or digits ("US-CA", "FR-75C")."""
+AREA = re.compile(r"[A-Z]{2}(?:-[A-Z0-9]{1,3})?")
+"""What area_destination takes: a country ("DE") or a region ("US-CA")."""
 LABEL = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 """Categories, brands and method names: printable text, 1 to 128 characters."""
 
@@ -41,6 +43,8 @@ MAX_VALUE = Decimal(10) ** 10
 """promotions.value holds amounts below this."""
 MAX_AMOUNT = Decimal(10) ** 12
 """numeric(14, 2) columns (minimum spend, order values, free-from) hold amounts below this."""
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+"""Validity bounds: any year a promotion could mean, none at the edge of what dates can hold."""
 
 
 class RuleRefusedError(ValueError):
@@ -52,13 +56,16 @@ class CodeTakenError(RuleRefusedError):
 
 
 def built(make: Callable[[], T], context: str = "") -> T:
-    """The rule `make` builds; the refusal of its type (a ValueError) as a RuleRefusedError."""
+    """The rule `make` builds; its type's refusal (a ValueError) as a RuleRefusedError."""
     try:
         return make()
     except RuleRefusedError:
         raise
     except ValueError as exc:
         raise RuleRefusedError(f"{context}{exc}") from None
+    except ArithmeticError:
+        # decimal's InvalidOperation: an amount so large that rounding it to the cent overflows.
+        raise RuleRefusedError(f"{context}a number is out of range") from None
 
 
 def refuse_any(problems: Iterable[str]) -> None:
@@ -93,10 +100,11 @@ def _amount_problems(
 ) -> Iterator[str]:
     if value is None:
         return
-    if not value.is_finite() or value < 0 or value % CENT != 0:
-        yield f"{what} must be a non-negative amount in whole cents"
-    elif value >= limit:
+    # The limit first: the remainder of an amount beyond 28 digits is an error, not a number.
+    if value.is_finite() and value >= limit:
         yield f"{what} must be below {limit:f}"
+    elif not value.is_finite() or value < 0 or value % CENT != 0:
+        yield f"{what} must be a non-negative amount in whole cents"
 
 
 def _currency_problems(currency: str | None) -> Iterator[str]:
@@ -138,6 +146,10 @@ def _promotion_detail_problems(promotion: Promotion) -> Iterator[str]:
     yield from _amount_problems("the minimum spend", promotion.min_spend)
     yield from _currency_problems(promotion.currency)
     start, end = promotion.valid_from, promotion.valid_until
+    for moment in (start, end):
+        # Far from both ends of the calendar, so that no timezone offset pushes it past one.
+        if moment is not None and not FIRST_YEAR <= moment.year <= LAST_YEAR:
+            yield f"validity bounds must be between the years {FIRST_YEAR} and {LAST_YEAR}"
     if start is not None and end is not None and end <= start:
         yield "valid_until must be after valid_from"
     for limit in (promotion.limit_total, promotion.limit_per_buyer, promotion.priority):

@@ -72,6 +72,8 @@ def test_a_good_promotion_method_and_rate_table_pass() -> None:
         ({"min_spend": D("1E+12")}, "the minimum spend must be below"),
         ({"currency": "eur"}, "currency 'eur' is not an ISO 4217 code"),
         ({"valid_until": NOW}, "valid_until must be after valid_from"),
+        ({"valid_from": datetime(1, 1, 1, tzinfo=UTC)}, "between the years 1970 and 9998"),
+        ({"valid_until": datetime(9999, 12, 31, tzinfo=UTC)}, "between the years 1970 and 9998"),
         ({"limit_total": 2**31}, "beyond the range"),
         ({"priority": -(2**31) - 1}, "beyond the range"),
         ({"target": Selection()}, "a target must name a sku, category or brand"),
@@ -104,6 +106,7 @@ def test_a_refusal_never_quotes_the_code() -> None:
         ({"serves": frozenset({"US-CALI"})}, "EUR", "serves area 'US-CALI' is not an ISO 3166-2"),
         ({"bands": (WeightBand(2**31, D("1.00")),)}, "EUR", "band limit of 2147483648 g"),
         ({"bands": (WeightBand(1, D("1E+12")),)}, "EUR", "the price of the 1 g band must be"),
+        ({"free_from": D("1E+40")}, "EUR", "the free-from value must be below"),
         ({"min_order_value": D("-1.00")}, "EUR", "the minimum order value must be a non-neg"),
         ({"max_order_value": D("9.999")}, "EUR", "the maximum order value must be a non-neg"),
         ({"free_from": D("NaN")}, "EUR", "the free-from value must be a non-negative"),
@@ -151,6 +154,11 @@ def test_built_turns_a_types_refusal_into_a_rule_refusal() -> None:
     assert built(lambda: RateTable(D("0.2"))) == RateTable(D("0.2"))
     with pytest.raises(RuleRefusedError, match="percentage must be above 0"):
         built(lambda: replace(GOOD, value=D(0)))
+    # Rounding an amount of more than 28 digits to the cent is decimal's InvalidOperation.
+    with pytest.raises(RuleRefusedError, match=r"^promotion: a number is out of range$"):
+        built(lambda: replace(GOOD, kind=DiscountKind.FIXED, value=D("1E+40")), "promotion: ")
+    with pytest.raises(RuleRefusedError, match="a number is out of range"):
+        built(lambda: replace(PARCEL, bands=(WeightBand(1, D("1E+40")),)))
 
 
 def test_labels_are_printable_and_not_blank() -> None:
