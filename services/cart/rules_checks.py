@@ -25,8 +25,8 @@ ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """Promotion and shipping method ids: they name resources in URLs and appear in logs."""
 SKU = ID
 """Product codes, as contracts.types.Sku (the same shape as ids)."""
-CODE = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
-"""A normalized code: 1 to 64 characters, none of them blank or a control character."""
+CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,63}")
+"""A normalized code: what the cart API lets a shopper enter (services/cart/http), upper-cased."""
 CURRENCY = re.compile(r"[A-Z]{3}")
 REGION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
 """ISO 3166-2: the country, a hyphen, and up to three letters or digits ("US-CA", "FR-75C")."""
@@ -134,7 +134,7 @@ def _promotion_detail_problems(promotion: Promotion) -> Iterator[str]:
     if promotion.code is not None:
         code = normalize_code(promotion.code)
         if not CODE.fullmatch(code):
-            yield "a code must be 1 to 64 characters without blanks"
+            yield "a code must be 1 to 64 letters, digits, '-' or '_', the first a letter or digit"
         # Ids are logged and shown; a code is a secret that logs only show masked.
         elif code == normalize_code(promotion.promotion_id):
             yield "the id must not be the code (ids are logged, codes only masked)"

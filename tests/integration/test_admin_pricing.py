@@ -165,7 +165,7 @@ async def test_an_automatic_fixed_promotion_shows_its_amount_in_cents(
         ({"currency": "eur"}, "currency 'eur' is not an ISO 4217 code"),
         ({"target": {}}, "a target must name a sku, category or brand"),
         ({"limit_total": 0}, "a usage limit must be at least 1"),
-        ({"code": "two words"}, "a code must be 1 to 64 characters without blanks"),
+        ({"code": "two words"}, "a code must be 1 to 64 letters, digits, '-' or '_'"),
         ({"kind": "fixed", "value": "1E+40"}, "a number is out of range"),
     ],
 )
