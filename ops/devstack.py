@@ -273,6 +273,8 @@ async def _serve(
                 "bootstrap_servers": settings.kafka.bootstrap_servers,
                 "services": list(names),
             }
+            if settings.cart.cache_url is not None:  # pricing rule changes invalidate through it
+                state["cache_url"] = settings.cart.cache_url.get_secret_value()
             write_dev_state(infra.options.data_dir, state)
             http = _serve_cart_api(settings, names, stop, runtime)
             admin = _serve_admin_api(settings, runtime, stop)

@@ -14,13 +14,14 @@ from fastapi.security import HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ops.admin import business, letters, ops, routes
+from ops.admin import business, letters, ops, pricing, routes
 from ops.admin.context import AdminContext
 from ops.admin.queries import SagaStateProbe
 from ops.admin.stuck import limits_of
 from ops.console import auth as console_auth
 from ops.console.mount import mount_console
 from services.cart.business_queries import BusinessProbe
+from services.cart.cache import cart_cache
 from services.platform.settings import Settings
 from services.platform.telemetry import Telemetry
 from services.platform.telemetry.probes import ConsumerLagProbe, OutboxProbe
@@ -43,8 +44,8 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
 
 _DESCRIPTION = """\
 The operator's view of checkout-saga: sagas, orders, stock and dead letters, setting stock,
-the cart's business figures, health checks, Prometheus metrics and the AsyncAPI document of
-the Kafka wire.
+the cart's business figures, the shop's pricing rules (promotions, shipping methods, tax
+rates), health checks, Prometheus metrics and the AsyncAPI document of the Kafka wire.
 
 **Auth**: when `CHECKOUT_ADMIN__TOKEN` is set, every path but `/health/*` wants
 `Authorization: Bearer <token>` (401 otherwise). Orders, stock and dead letters are read
@@ -59,7 +60,8 @@ def create_admin_app(
     *,
     telemetry: Telemetry | None = None,
 ) -> FastAPI:
-    """The admin API over this engine; the caller creates and disposes engine and runtime.
+    """The admin API over this engine; the caller creates and disposes engine and runtime,
+    and closes `app.state.admin.cart_cache` (the cart cache pricing rule changes invalidate).
 
     Metrics are the runtime's (its consumers, saga and relay) when one is given, else
     telemetry's, else a fresh Telemetry's; the database gauges are added to them here.
@@ -72,7 +74,9 @@ def create_admin_app(
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
     )
-    app.state.admin = AdminContext(settings, engine, shared, schemas, runtime)
+    # The cache's client connects lazily: building it here costs nothing until a rule changes.
+    cache = cart_cache(settings.cart)
+    app.state.admin = AdminContext(settings, engine, shared, schemas, runtime, cart_cache=cache)
     app.add_exception_handler(RequestValidationError, _invalid_input)
     # Documents the scheme in OpenAPI; the token itself is checked by the middleware below.
     bearer = [Security(HTTPBearer(auto_error=False))]
@@ -84,6 +88,9 @@ def create_admin_app(
     )
     app.include_router(
         business.router, prefix=API_PREFIX, dependencies=bearer, responses=UNAUTHORIZED
+    )
+    app.include_router(
+        pricing.router, prefix=API_PREFIX, dependencies=bearer, responses=UNAUTHORIZED
     )
     app.include_router(ops.router, dependencies=bearer, responses=UNAUTHORIZED)
     app.include_router(ops.health)

@@ -60,6 +60,7 @@ async def serve_admin(
     try:
         return await serve_asgi(app, listen, stop)
     finally:
+        await app.state.admin.cart_cache.close()  # the app's own, runtime or not
         if runtime is None:  # else both belong to the runtime
             await app.state.admin.telemetry.close()
             await engine.dispose()

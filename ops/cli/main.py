@@ -14,6 +14,7 @@ from ops.cli.admin import saga_app, stock_app
 from ops.cli.catalog import catalog_cli
 from ops.cli.dlq import dlq_app
 from ops.cli.outbox import outbox_app
+from ops.cli.pricing import pricing_cli
 from ops.cli.saga_actions import register as register_saga_actions
 from ops.cli.stack import DATA_DIR_ENV, choose_data_dir, chosen_data_dir
 from services.platform.settings import Settings
@@ -29,6 +30,7 @@ cli.add_typer(stock_app, name="stock")
 register_saga_actions(saga_app)
 cli.add_typer(saga_app, name="saga")
 cli.add_typer(catalog_cli, name="catalog")
+cli.add_typer(pricing_cli, name="pricing")
 cli.add_typer(dlq_app, name="dlq")
 cli.add_typer(outbox_app, name="outbox")
 

@@ -2,8 +2,9 @@
 
 `checkout-saga dev --data-dir D` writes its pid and URLs to D/dev.json. The other commands read
 that file from `--data-dir` (before the command: `checkout-saga --data-dir D saga show ...`), or
-from CHECKOUT_DEV_DATA_DIR, or from the default data dir; CHECKOUT_DATABASE_URL and
-CHECKOUT_KAFKA__BOOTSTRAP_SERVERS win over the file. Each command says which stack it found.
+from CHECKOUT_DEV_DATA_DIR, or from the default data dir; CHECKOUT_DATABASE_URL,
+CHECKOUT_KAFKA__BOOTSTRAP_SERVERS and CHECKOUT_CART__CACHE_URL win over the file. Each command
+says which stack it found.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from services.platform.settings import Settings
 
 DATABASE_ENV = "CHECKOUT_DATABASE_URL"
 KAFKA_ENV = "CHECKOUT_KAFKA__BOOTSTRAP_SERVERS"
+CACHE_ENV = "CHECKOUT_CART__CACHE_URL"
 DATA_DIR_ENV = "CHECKOUT_DEV_DATA_DIR"
 DEFAULT_DATA_DIR = Path(".checkout-saga")
 """`checkout-saga dev`'s default data dir (gitignored): PostgreSQL data, logs, its state file."""
@@ -110,6 +112,10 @@ def resolve(
     if not environ.get(KAFKA_ENV) and state.get("bootstrap_servers"):
         kafka = {"bootstrap_servers": str(state["bootstrap_servers"])}
         update["kafka"] = settings.kafka.model_copy(update=kafka)
+    # The cart cache, so that a change of the pricing rules reaches the dev stack's carts.
+    if not environ.get(CACHE_ENV) and state.get("cache_url"):
+        cache = {"cache_url": SecretStr(str(state["cache_url"]))}
+        update["cart"] = settings.cart.model_copy(update=cache)
     source = f"the `checkout-saga dev` in {data_dir} (pid {state['pid']})"
     if from_env:
         source += f", with {' and '.join(from_env)} from the environment"

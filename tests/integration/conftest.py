@@ -104,6 +104,7 @@ def admin_client(stack: Stack) -> Admin:
             async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
                 yield client
         finally:
+            await app.state.admin.cart_cache.close()
             await app.state.admin.telemetry.close()
             await engine.dispose()
 

@@ -6,7 +6,9 @@ an admin app on the live test stack's database. Hypothesis runs in a worker thre
 request to the session's event loop, where the app, its engine and the stack's services live.
 
 Invalid input must be answered 4xx with a reason, reach no write statement, and leave the rows it
-aimed at (a product, a saga, an order, dead letters seeded here) exactly as they were.
+aimed at (a product, a saga, an order, dead letters seeded here) exactly as they were. Writes to
+the pricing rules are aimed at rules of the test's own (deleted afterwards): the rules are the
+whole shop's, and a random tax rate for "DE" would change every other test's totals.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 BASE_URL = "http://admin"
 STOCK_PATH = "/admin/v1/stock/"
 PUT_STOCK = f"PUT {STOCK_PATH}{{sku}}"
+RULE_PARAMETERS = ("promotion_id", "method_id", "area")
+"""Path parameters naming a pricing rule: every request naming one names the test's own."""
 EXAMPLES = 25
 """Most requests drawn per strategy (each operation and mode has one); cheap on a busy CI."""
 SEED_TIMEOUT_S = 60.0
@@ -127,7 +131,7 @@ class Fuzzer:
             content=prepared.body,
         )
         response = self.exchange(request)
-        if request.method == "PUT":
+        if request.method == "PUT" and request.url.path.startswith(STOCK_PATH):
             sku = request.url.path.removeprefix(STOCK_PATH)
             (self.refused_skus if response.is_error else self.accepted_skus).add(sku)
         return response
@@ -194,6 +198,29 @@ def _record_writes(fuzzer: Fuzzer) -> Callable[..., None]:
     return record
 
 
+@pytest.fixture
+async def own_rules(stack: Stack) -> AsyncIterator[dict[str, str]]:
+    """The pricing rules a test may write, by path parameter; deleted after it."""
+    suffix = uuid.uuid4().hex[:10].upper()
+    own = {"promotion_id": f"FUZZ-{suffix}", "method_id": f"FUZZ-{suffix}", "area": "ZZ-FZ"}
+    yield own
+    for table, column, parameter in (
+        ("promotions", "promotion_id", "promotion_id"),
+        ("promotion_uses", "promotion_id", "promotion_id"),
+        ("shipping_methods", "method_id", "method_id"),
+        ("tax_rates", "area", "area"),
+    ):
+        sql = f"DELETE FROM cart.{table} WHERE {column} = :value"
+        await stack.rows_write(sql, value=own[parameter])
+
+
+def _aimed(operation: APIOperation, own_rules: dict[str, str]) -> dict[str, Any]:
+    """The operation's path parameters naming a pricing rule, fixed to the test's own rules."""
+    named = {p.name for p in operation.iter_parameters() if p.location == "path"}
+    fixed = {name: own_rules[name] for name in RULE_PARAMETERS if name in named}
+    return {"path_parameters": fixed} if fixed else {}
+
+
 @pytest.fixture(scope="module")
 async def seeded(stack: Stack, payer: ScriptedPayer, producer: AIOKafkaProducer) -> Seeded:
     """Rows of this module, settled before any request is generated."""
@@ -217,6 +244,7 @@ async def fuzzer(stack: Stack) -> AsyncIterator[Fuzzer]:
             event.listen(engine.sync_engine, "before_cursor_execute", _record_writes(found))
             yield found
     finally:
+        await app.state.admin.cart_cache.close()
         await app.state.admin.telemetry.close()
         await engine.dispose()
 
@@ -238,8 +266,10 @@ async def _fuzz(strategies: Sequence[st.SearchStrategy[T]], test: Callable[[T], 
     await asyncio.to_thread(_drive, strategies, test)
 
 
-def _valid(fuzzer: Fuzzer, seeded: Seeded, own_sku: str) -> list[st.SearchStrategy[Case]]:
-    """Every read, generated and aimed at the seeded rows; writes only to a product of its own."""
+def _valid(
+    fuzzer: Fuzzer, seeded: Seeded, own_sku: str, own_rules: dict[str, str]
+) -> list[st.SearchStrategy[Case]]:
+    """Every read, generated and aimed at the seeded rows; writes only to rows of its own."""
     operations = fuzzer.operations()
     at_order = {"path_parameters": {"order_id": str(seeded.order_id)}}
     aimed: list[tuple[str, dict[str, Any]]] = [
@@ -249,37 +279,61 @@ def _valid(fuzzer: Fuzzer, seeded: Seeded, own_sku: str) -> list[st.SearchStrate
         ("GET /admin/v1/dead-letters", {"query": {"schema": "orders"}}),
         (PUT_STOCK, {"path_parameters": {"sku": own_sku}}),
     ]
-    reads = [op.as_strategy() for label, op in operations.items() if label != PUT_STOCK]
+    reads = [
+        op.as_strategy(**_aimed(op, own_rules))
+        for label, op in operations.items()
+        if label != PUT_STOCK
+    ]
     return reads + [operations[label].as_strategy(**fixed) for label, fixed in aimed]
 
 
-def _invalid(fuzzer: Fuzzer, seeded: Seeded) -> list[st.SearchStrategy[Case]]:
+def _invalid(
+    fuzzer: Fuzzer, seeded: Seeded, own_rules: dict[str, str]
+) -> list[st.SearchStrategy[Case]]:
     """Invalid input for each operation that takes any, and invalid stock for the seeded product."""
     operations = fuzzer.operations()
     taking = [op for op in operations.values() if list(op.iter_parameters()) or op.body]
     at_seeded = {"sku": seeded.sku}
     put = operations[PUT_STOCK].as_strategy(GenerationMode.NEGATIVE, path_parameters=at_seeded)
-    return [op.as_strategy(GenerationMode.NEGATIVE) for op in taking] + [put]
+    negative = GenerationMode.NEGATIVE
+    return [op.as_strategy(negative, **_aimed_if_more(op, own_rules)) for op in taking] + [put]
 
 
-async def test_valid_requests_get_documented_answers(seeded: Seeded, fuzzer: Fuzzer) -> None:
+def _aimed_if_more(operation: APIOperation, own_rules: dict[str, str]) -> dict[str, Any]:
+    """Aimed at the test's own rules when something else is left to spoil (a body, a query).
+
+    An operation whose only input is the rule's id (a deactivation, a deletion) gets a spoiled
+    id, which is refused, so it names no rule at all.
+    """
+    aimed = _aimed(operation, own_rules)
+    fixed = aimed.get("path_parameters", {})
+    others = [p for p in operation.iter_parameters() if p.name not in fixed]
+    return aimed if operation.body or others else {}
+
+
+async def test_valid_requests_get_documented_answers(
+    seeded: Seeded, fuzzer: Fuzzer, own_rules: dict[str, str]
+) -> None:
     own_sku = f"FUZZ-{uuid.uuid4().hex[:10]}"
 
     def check(case: Case) -> None:
         response = fuzzer.send(case)
         case.validate_response(response, checks=RESPONSE_CHECKS)
-        if case.method == "PUT":  # the write detector sees writes
+        if case.operation.label == PUT_STOCK:  # the write detector sees writes
             assert response.status_code == 200, response.text
             assert fuzzer.writes, "no write statement seen for a stock change"
+        elif response.status_code == 422:  # a well-formed rule the pricing rules refuse
+            assert response.json()["detail"], response.text
+            assert fuzzer.writes == [], fuzzer.writes
 
-    strategies = _valid(fuzzer, seeded, own_sku)
+    strategies = _valid(fuzzer, seeded, own_sku, own_rules)
     await _fuzz(strategies, check)
     assert fuzzer.accepted_skus == {own_sku}
     print(f"\nvalid input: {fuzzer.sent} requests from {len(strategies)} strategies")
 
 
 async def test_invalid_input_is_refused_with_a_reason_and_changes_nothing(
-    stack: Stack, seeded: Seeded, fuzzer: Fuzzer
+    stack: Stack, seeded: Seeded, fuzzer: Fuzzer, own_rules: dict[str, str]
 ) -> None:
     """Whatever is refused wrote nothing. Some "invalid" input is valid once serialized (an
     unknown query parameter, say), and schemathesis lets the API accept that; not stock, though."""
@@ -296,7 +350,7 @@ async def test_invalid_input_is_refused_with_a_reason_and_changes_nothing(
             assert response.json()["detail"], response.text
             assert fuzzer.writes == [], fuzzer.writes
 
-    strategies = _invalid(fuzzer, seeded)
+    strategies = _invalid(fuzzer, seeded, own_rules)
     await _fuzz(strategies, check)
     assert seeded.sku in fuzzer.refused_skus
     assert fuzzer.accepted_skus == set(), "an invalid stock change was taken"

@@ -104,3 +104,26 @@ def test_database_commands_name_the_stack_and_say_what_to_do(tmp_path: Path) -> 
     assert lines[0].startswith(f"stack: the `checkout-saga dev` in {tmp_path}")
     assert lines[1].startswith("database postgresql+asyncpg://postgres@127.0.0.1:")
     assert len(lines) == 3, result.stderr
+
+
+def test_the_dev_stacks_cart_cache_is_found_unless_the_environment_names_one(
+    tmp_path: Path,
+) -> None:
+    # Without it, a pricing rule changed from the CLI would leave the dev stack's carts stale.
+    write_dev_state(
+        tmp_path,
+        {
+            "pid": os.getpid(),
+            "database_url": DEV_URL,
+            "bootstrap_servers": "127.0.0.1:19092",
+            "cache_url": "redis://127.0.0.1:16379/0",
+        },
+    )
+    found = resolve(Settings(), tmp_path, environ={})
+    assert found.settings.cart.cache_url is not None
+    assert found.settings.cart.cache_url.get_secret_value() == "redis://127.0.0.1:16379/0"
+    environ = {"CHECKOUT_CART__CACHE_URL": "redis://cache.example:6379/0"}
+    settings = Settings(cart={"cache_url": "redis://cache.example:6379/0"})
+    found = resolve(settings, tmp_path, environ=environ)
+    assert found.settings.cart.cache_url is not None
+    assert found.settings.cart.cache_url.get_secret_value() == "redis://cache.example:6379/0"
