@@ -336,7 +336,7 @@ directory (e.g. `/run/secrets`), from files in it (no `.env` file is read).
   in `repr` of the settings.
 - `checkout-saga demo` and `bench` drive an already running stack when both
   `{prefix}DATABASE_URL` and `{prefix}KAFKA{delimiter}BOOTSTRAP_SERVERS` are set, and otherwise
-  start embedded servers for the run. `stock`, `saga`, `outbox`, `catalog` and `dlq` talk to
+  start embedded servers for the run. `stock`, `saga`, `outbox`, `catalog`, `pricing` and `dlq` talk to
   `{prefix}DATABASE_URL` / `{prefix}KAFKA{delimiter}BOOTSTRAP_SERVERS`, else to the running
   `checkout-saga dev` of the data dir given by `checkout-saga --data-dir DIR ...` or
   `CHECKOUT_DEV_DATA_DIR` (default `.checkout-saga`), else to the defaults; each says which on
