@@ -158,6 +158,17 @@ DESCRIPTIONS: dict[str, str] = {
     "CHECKOUT_CART__CACHE_RETRY_AFTER_S": "Seconds the cache is left alone after a Redis failure "
     "(reads go straight to PostgreSQL meanwhile).",
     "CHECKOUT_CART__CACHE_MAX_CONNECTIONS": "Redis connections one API process may open.",
+    "CHECKOUT_CART__GUEST_PURGE_AFTER_S": "Guest sessions expired or ended (merged) this many "
+    "seconds ago are deleted by the abandon job, with their carts that became no order.",
+    "CHECKOUT_CART__PRICES_INCLUDE_TAX": "true: offer, shipping and fixed discount prices include "
+    "tax (gross; the tax shown is extracted); false: they are net and tax is added "
+    "(docs/pricing-rules.md).",
+    "CHECKOUT_CART__COUPON_GUESSES_PER_BUYER": "Refused coupon codes a buyer may send per window "
+    "before `POST /cart/coupons` answers 429.",
+    "CHECKOUT_CART__COUPON_GUESSES_PER_CLIENT": "Refused coupon codes one client address may send "
+    "per window, all buyers together, before 429.",
+    "CHECKOUT_CART__COUPON_GUESS_WINDOW_S": "Length in seconds of the fixed window the coupon "
+    "guess limits count in (429's Retry-After is the rest of it).",
     # Admin API
     "CHECKOUT_ADMIN__TOKEN": "When set, every admin endpoint except `/health/*` requires "
     "`Authorization: Bearer <token>`; unset, the admin API is open to whoever reaches it.",
