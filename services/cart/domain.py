@@ -165,6 +165,9 @@ class ShoppingCart:
     # The codes the buyer entered (normalized, in entry order) and the delivery chosen.
     coupons: tuple[str, ...] = ()
     delivery: Delivery = field(default_factory=Delivery)
+    # The shop's pricing rules version read in the same statement as the cart (None: not read),
+    # so pricing it needs no read of its own; not part of what the cart is.
+    rules_version: int | None = field(default=None, compare=False)
 
     @property
     def total(self) -> Decimal:

@@ -60,10 +60,14 @@ class Pricer:
     prices_include_tax: bool = False
     _held: RuleSet | None = field(default=None, repr=False)
 
-    async def rules(self, conn: AsyncConnection) -> RuleSet:
-        """The current rules: the ones held when their version is still current."""
+    async def rules(self, conn: AsyncConnection, version: int | None = None) -> RuleSet:
+        """The current rules: the ones held when their version is still current.
+
+        `version` is the rules version the caller read (with its cart); None reads it here.
+        """
         held = self._held
-        if held is not None and held.version == await _version(conn):
+        current = await _version(conn) if version is None else version
+        if held is not None and held.version == current:
             return held
         self._held = await load_rules(conn)
         return self._held
@@ -72,7 +76,7 @@ class Pricer:
         self, conn: AsyncConnection, cart: ShoppingCart, now: datetime | None = None
     ) -> CartQuote:
         """The cart priced with the current rules and its products' current attributes."""
-        ruleset = await self.rules(conn)
+        ruleset = await self.rules(conn, cart.rules_version)
         rules = Rules(
             promotions=ruleset.promotions,
             usage=await _usage(conn, ruleset.promotions, cart.buyer_id),

@@ -249,7 +249,9 @@ async def check_out(
         raise CartRuleError(*violations)
     quote = await _priced(conn, cart, details, pricer)
     group_id = uuid.uuid4()
-    await _take_uses(conn, group_id, cart, quote, (await pricer.rules(conn)).promotions)
+    await _take_uses(
+        conn, group_id, cart, quote, (await pricer.rules(conn, cart.rules_version)).promotions
+    )
     # The cart names the group: ClearCart comes back with the group id as its order id.
     if not await repo.mark_checked_out(conn, cart.cart_id, group_id):
         raise RuntimeError(f"cart {cart.cart_id} is locked yet no longer active")

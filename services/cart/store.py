@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import Text, bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +32,13 @@ from services.cart.tables import (
     checkout_groups,
     offers,
     order_status,
+    pricing_rules_version,
+)
+
+_LOCK_BUYER = select(
+    func.pg_advisory_xact_lock(
+        func.hashtextextended(literal("cart-buyer:") + bindparam("buyer_id", type_=Text), 0)
+    )
 )
 
 
@@ -41,28 +48,49 @@ async def lock_buyer(conn: AsyncConnection, buyer_id: str) -> None:
     The row lock alone cannot cover the first add, when there is no cart row yet: two
     concurrent first adds would each open a cart.
     """
-    key = func.hashtextextended(literal("cart-buyer:") + buyer_id, 0)
-    await conn.execute(select(func.pg_advisory_xact_lock(key)))
+    await conn.execute(_LOCK_BUYER, {"buyer_id": buyer_id})
+
+
+# Built once: composing these statements cost more CPU per request than running them.
+# The entered codes and the shop's pricing rules version ride along in the cart's round trip
+# (the codes in the order they were entered; the version spares `pricing` a read of its own).
+_CODES = (
+    select(func.array_agg(aggregate_order_by(cart_coupons.c.code, cart_coupons.c.added_at)))
+    .where(cart_coupons.c.cart_id == carts.c.cart_id)
+    .scalar_subquery()
+    .label("coupons")
+)
+_RULES_VERSION = select(pricing_rules_version.c.version).scalar_subquery().label("rules_version")
+_ACTIVE = (
+    select(carts, _CODES, _RULES_VERSION)
+    .where(carts.c.buyer_id == bindparam("buyer_id"), carts.c.status == CartStatus.ACTIVE.value)
+    .order_by(carts.c.created_at.desc(), carts.c.cart_id)
+    .limit(1)
+)
+_ACTIVE_FOR_UPDATE = _ACTIVE.with_for_update(of=carts)
+_LINES = (
+    select(
+        cart_items,
+        func.coalesce(cart_items.c.currency, carts.c.currency).label("snapshot_currency"),
+        # The product's attributes ride along (pricing reads them); a product without an
+        # offer has none.
+        offers.c.category,
+        offers.c.brand,
+        func.coalesce(offers.c.weight_grams, 0).label("weight_grams"),
+    )
+    .join(carts, carts.c.cart_id == cart_items.c.cart_id)
+    .outerjoin(offers, offers.c.sku == cart_items.c.sku)
+    .where(cart_items.c.cart_id == bindparam("cart_id"))
+    .order_by(cart_items.c.sku)
+)
 
 
 async def active_cart(
     conn: AsyncConnection, buyer_id: str, *, for_update: bool = False
 ) -> ShoppingCart | None:
     """The buyer's active cart (their newest, should an upstream have left several), or None."""
-    # The entered codes ride along in the same round trip, in the order they were entered.
-    codes = (
-        select(func.array_agg(aggregate_order_by(cart_coupons.c.code, cart_coupons.c.added_at)))
-        .where(cart_coupons.c.cart_id == carts.c.cart_id)
-        .scalar_subquery()
-        .label("coupons")
-    )
-    stmt = (
-        select(carts, codes)
-        .where(carts.c.buyer_id == buyer_id, carts.c.status == CartStatus.ACTIVE)
-        .order_by(carts.c.created_at.desc(), carts.c.cart_id)
-        .limit(1)
-    )
-    row = (await conn.execute(stmt.with_for_update() if for_update else stmt)).first()
+    stmt = _ACTIVE_FOR_UPDATE if for_update else _ACTIVE
+    row = (await conn.execute(stmt, {"buyer_id": buyer_id})).first()
     return None if row is None else await _with_lines(conn, row)
 
 
@@ -78,27 +106,13 @@ async def _with_lines(conn: AsyncConnection, row: Any) -> ShoppingCart:
         lines=await cart_lines(conn, row.cart_id),
         coupons=tuple(row.coupons or ()),
         delivery=Delivery(row.ship_country, row.ship_region, row.shipping_method),
+        rules_version=row.rules_version,
     )
 
 
 async def cart_lines(conn: AsyncConnection, cart_id: uuid.UUID) -> tuple[CartLine, ...]:
-    """A cart's lines with their price snapshots, by SKU."""
-    currency = func.coalesce(cart_items.c.currency, carts.c.currency).label("snapshot_currency")
-    # The product's attributes ride along (pricing reads them); a product without an offer
-    # has none.
-    rows = await conn.execute(
-        select(
-            cart_items,
-            currency,
-            offers.c.category,
-            offers.c.brand,
-            func.coalesce(offers.c.weight_grams, 0).label("weight_grams"),
-        )
-        .join(carts, carts.c.cart_id == cart_items.c.cart_id)
-        .outerjoin(offers, offers.c.sku == cart_items.c.sku)
-        .where(cart_items.c.cart_id == cart_id)
-        .order_by(cart_items.c.sku)
-    )
+    """A cart's lines with their price snapshots and their products' attributes, by SKU."""
+    rows = await conn.execute(_LINES, {"cart_id": cart_id})
     return tuple(
         CartLine(
             item_id=r.id,
