@@ -6,9 +6,9 @@ that services/cart/business.py turns into figures; what each figure means is sta
 parts and the indexes they use:
 
 - active carts: `status = 'active'`, the partial index `ix_carts_idle` (its predicate);
-- carts ended in the window: by `updated_at`, which no index covers (a scan of the carts);
-- checkout groups created in the window (a scan of the groups, no index on `created_at`), each
-  joined to its vendor orders through `ix_order_status_group`;
+- carts ended in the window: by `updated_at`, the partial index `ix_carts_ended`;
+- checkout groups created in the window, `ix_checkout_groups_created_at`, each joined to its
+  vendor orders through `ix_order_status_group`;
 - redemptions in the window: `ix_redemptions_redeemed_at`.
 
 Each row is (part, name, currency, f1, f2, f3, n, amount); the parts fill them as their

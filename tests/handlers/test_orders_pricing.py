@@ -19,7 +19,6 @@ from contracts import (
     CheckoutPolicy,
     CheckoutStarted,
     ConfirmOrder,
-    LineItem,
     RejectedLine,
     RejectionReason,
 )
@@ -28,19 +27,14 @@ from services.orders import repository as repo
 from services.platform.consumer import Outcome
 from tests.handlers import ServiceDriver
 from tests.support.builders import new_id
-from tests.support.pricing import priced, with_pricing
+from tests.support.pricing import priced, three_vendor_items, with_pricing
 
 D = Decimal
 
 
 def _checkout(group_id: uuid.UUID) -> CheckoutStarted:
     """v1: A 22.00; v2: B 5.50 and C 11.00 (5.00 off); v3: D 1.10; shipping 6.60 (net, 10 %)."""
-    items = [
-        LineItem(sku="A", quantity=2, unit_price=D("10.00"), vendor_id="v1"),
-        LineItem(sku="B", quantity=1, unit_price=D("5.00"), vendor_id="v2"),
-        LineItem(sku="C", quantity=1, unit_price=D("15.00"), vendor_id="v2"),
-        LineItem(sku="D", quantity=1, unit_price=D("1.00"), vendor_id="v3"),
-    ]
+    items = three_vendor_items()
     plain = CheckoutStarted(
         order_id=group_id,
         buyer_id="buyer-1",

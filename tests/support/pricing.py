@@ -82,3 +82,14 @@ def with_pricing(started: CheckoutStarted, pricing: CheckoutPricing | None) -> C
     fields = started.model_dump(mode="json")
     fields["pricing"] = None if pricing is None else pricing.model_dump(mode="json")
     return CheckoutStarted.model_validate(fields)
+
+
+def three_vendor_items() -> list[LineItem]:
+    """v1 sells A (2 x 10.00), v2 sells B (1 x 5.00) and C (1 x 15.00), v3 sells D (1 x 1.00)."""
+    ten, five, fifteen, one = (Decimal(v) for v in ("10.00", "5.00", "15.00", "1.00"))
+    return [
+        LineItem(sku="A", quantity=2, unit_price=ten, vendor_id="v1"),
+        LineItem(sku="B", quantity=1, unit_price=five, vendor_id="v2"),
+        LineItem(sku="C", quantity=1, unit_price=fifteen, vendor_id="v2"),
+        LineItem(sku="D", quantity=1, unit_price=one, vendor_id="v3"),
+    ]

@@ -15,7 +15,6 @@ from contracts import (
     CheckoutPolicy,
     CheckoutStarted,
     ConfirmOrder,
-    LineItem,
     OrderConfirmed,
     Reservation,
     StockReservationCompleted,
@@ -33,7 +32,7 @@ from services.orders.domain import (
     outcome_event,
     step,
 )
-from tests.support.pricing import priced, with_pricing
+from tests.support.pricing import priced, three_vendor_items, with_pricing
 
 D = Decimal
 GROUP = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
@@ -42,12 +41,7 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _checkout() -> CheckoutStarted:
-    items = [
-        LineItem(sku="A", quantity=2, unit_price=D("10.00"), vendor_id="v1"),
-        LineItem(sku="B", quantity=1, unit_price=D("5.00"), vendor_id="v2"),
-        LineItem(sku="C", quantity=1, unit_price=D("15.00"), vendor_id="v2"),
-        LineItem(sku="D", quantity=1, unit_price=D("1.00"), vendor_id="v3"),
-    ]
+    items = three_vendor_items()
     plain = CheckoutStarted(
         order_id=GROUP, buyer_id="b-1", currency="EUR", items=items, policy=CheckoutPolicy.PARTIAL
     )

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from contracts import CheckoutPolicy, CheckoutStarted, LineItem
 from contracts.vendor_orders import allocate, shipping_after_rejections, split
-from tests.support.pricing import priced, with_pricing
+from tests.support.pricing import priced, three_vendor_items, with_pricing
 
 D = Decimal
 CENTS = st.integers(min_value=0, max_value=10**9).map(lambda c: Decimal(c).scaleb(-2))
@@ -64,12 +64,7 @@ def test_amounts_that_are_not_whole_cents_are_refused() -> None:
 
 def _marketplace(group: uuid.UUID) -> CheckoutStarted:
     """v1 sells A (2 x 10.00), v2 sells B (1 x 5.00) and C (1 x 15.00), v3 sells D (1 x 1.00)."""
-    items = [
-        LineItem(sku="A", quantity=2, unit_price=D("10.00"), vendor_id="v1"),
-        LineItem(sku="B", quantity=1, unit_price=D("5.00"), vendor_id="v2"),
-        LineItem(sku="C", quantity=1, unit_price=D("15.00"), vendor_id="v2"),
-        LineItem(sku="D", quantity=1, unit_price=D("1.00"), vendor_id="v3"),
-    ]
+    items = three_vendor_items()
     plain = CheckoutStarted(
         order_id=group, buyer_id="b", currency="EUR", items=items, policy=CheckoutPolicy.PARTIAL
     )
