@@ -32,7 +32,10 @@ async def take(
     by_id = {p.promotion_id: p for p in promotions}
     lost = []
     for promotion in applied:
-        rules = by_id[promotion.promotion_id]
+        rules = by_id.get(promotion.promotion_id)
+        if rules is None:  # deactivated since the cart was priced: no use to take
+            lost.append(promotion)
+            continue
         overall = await _count(
             conn, promotion_uses, {"promotion_id": promotion.promotion_id}, rules.limit_total
         )

@@ -38,7 +38,8 @@ from services.cart.pricing import Pricer
 from services.cart.promotion_types import Promotion
 from services.cart.quote import CartQuote
 from services.cart.totals import Difference as TotalsDifference
-from services.cart.totals import Totals, differences
+from services.cart.totals import Totals
+from services.cart.totals import differences as total_differences
 
 NO_CURRENCY = "XXX"
 """ISO 4217's 'no currency': a cart created empty (PUT of no items) until it holds a product."""
@@ -207,7 +208,7 @@ async def _priced(
     if blockers:
         raise CartRuleError(*blockers)
     if details.expected is not None:
-        changed = differences(details.expected, quote.totals)
+        changed = total_differences(details.expected, quote.totals)
         if changed:
             raise TotalsChangedError(changed, "the cart's totals changed since they were shown")
     return quote

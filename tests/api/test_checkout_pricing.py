@@ -13,6 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import CheckoutStarted, OrderConfirmed, OrderMarkedFailed
+from services.cart import redemptions as redemptions_store
+from services.cart.promotion_types import AppliedPromotion
 from services.cart.tables import (
     promotion_buyer_uses,
     promotion_uses,
@@ -312,3 +314,15 @@ async def test_a_cart_that_costs_nothing_cannot_check_out(
 
     assert refused.status_code == 422
     assert "totals.grand_total" in field_errors(refused)
+
+
+async def test_a_promotion_gone_between_pricing_and_taking_its_use_is_lost_not_taken(
+    engine: AsyncEngine,
+) -> None:
+    applied = AppliedPromotion("promo-gone", "GONE", Decimal("1.00"), {"A": Decimal("1.00")})
+
+    async with engine.begin() as conn:
+        lost = await redemptions_store.take(conn, uuid.uuid4(), "b-1", "EUR", [applied], [])
+
+    assert lost == [applied]
+    assert await _uses(engine, "promo-gone") == 0
