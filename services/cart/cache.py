@@ -74,6 +74,9 @@ class CachedCart:
 
     version: int
     body: bytes
+    # How long the body stays right without any write, from when it was loaded (a promotion
+    # starts or ends then); None: as long as the cache keeps entries.
+    fresh_for_s: float | None = field(default=None, compare=False)
 
 
 Loader = Callable[[], Awaitable[CachedCart]]
@@ -215,13 +218,18 @@ class RedisCartCache:
         # A reader slower than the TTL might outlive its generation key: it does not store.
         if now - started >= self.ttl_s or not self._health.may_read(buyer_id, now):
             return
+        # An entry never outlives its body: a promotion that starts or ends expires it then.
+        life_s = self.ttl_s if cart.fresh_for_s is None else min(self.ttl_s, cart.fresh_for_s)
+        life_ms = int((life_s - (now - started)) * 1000)
+        if life_ms <= 0:
+            return
         try:
             stored = await self._store_script(
                 keys=list(keys(buyer_id)),
                 args=[
                     str(generation),
                     encode(generation, cart, rules),
-                    self._ttl_ms,
+                    life_ms,
                     2 * self._ttl_ms,
                 ],
             )

@@ -102,6 +102,10 @@ class CartQuote:
     delivery: DeliveryQuote
     lines: tuple[LineCharge, ...]
     blockers: tuple[Violation, ...]
+    priced_at: datetime
+    # The next moment a promotion starts or ends: the quote may be other from then on without
+    # any write (None: no such moment ahead).
+    valid_until: datetime | None = None
 
 
 def priced_lines(cart: ShoppingCart) -> list[PricedLine]:
@@ -164,6 +168,8 @@ def quote(cart: ShoppingCart, rules: Rules, *, now: datetime) -> CartQuote:
         ),
         lines=_charges(lines, discounts, breakdown, include),
         blockers=tuple(blockers),
+        priced_at=now,
+        valid_until=next_moment(rules.promotions, now),
     )
 
 
@@ -227,6 +233,17 @@ def _coupons(codes: Sequence[str], discounts: Discounts) -> tuple[CouponState, .
         else:
             states.append(CouponState(code, None, None, refused.get(code, "not applied")))
     return tuple(states)
+
+
+def next_moment(promotions: Sequence[Promotion], now: datetime) -> datetime | None:
+    """The first validity bound of any promotion after `now`, when one of them starts or ends."""
+    ahead = [
+        moment
+        for p in promotions
+        for moment in (p.valid_from, p.valid_until)
+        if moment is not None and moment > now
+    ]
+    return min(ahead, default=None)
 
 
 def _idle_codes(coupons: Sequence[CouponState]) -> list[Violation]:

@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ from services.cart.http.routes_cart import load_cart
 from services.platform.embedded import free_port
 from services.platform.settings import Settings
 from tests.api import Shopper, offer
+from tests.api.shop_rules import shop_rules
 from tests.api.test_guest_carts import Guest
 from tests.support.tcp_proxy import TcpProxy
 
@@ -75,6 +78,24 @@ async def test_a_change_of_the_pricing_rules_makes_every_cached_cart_a_miss(
 
     assert delta(cart_cache, before) == {"misses": 1, "hits": 1}
     assert first.content == second.content
+
+
+async def test_a_cached_cart_expires_when_a_promotion_ends(
+    cached_client: httpx.AsyncClient, cart_cache: RedisCartCache, engine: AsyncEngine
+) -> None:
+    ends = datetime.now(UTC) + timedelta(seconds=2)
+    async with shop_rules(engine) as shop:
+        await shop.promotion(value=Decimal(10), valid_until=ends, currency="EUR")
+        shopper = Shopper(cached_client)
+        await shopper.add(await offer(engine, price="10.00"), 1)
+        during = (await shopper.cart()).json()["totals"]
+        assert (await shopper.cart()).json()["totals"] == during  # served from the cache
+        await asyncio.sleep((ends - datetime.now(UTC)).total_seconds() + 0.3)
+
+        after = (await shopper.cart()).json()["totals"]
+
+    assert during["grand_total"] == "9.00"
+    assert after["grand_total"] == "10.00"
 
 
 async def test_no_cart_is_404_and_nothing_is_stored(

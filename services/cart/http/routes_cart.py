@@ -51,11 +51,17 @@ async def _apply(ctx: Ctx, buyer: Buyer, change: Change) -> JSONResponse:
 
 
 async def load_cart(ctx: ApiContext, buyer: str) -> CachedCart:
-    """The buyer's active cart from PostgreSQL, rendered as GET answers it (CartNotFoundError)."""
+    """The buyer's active cart from PostgreSQL, rendered as GET answers it (CartNotFoundError).
+
+    Its entry lives no longer than its quote holds: until the next promotion starts or ends.
+    """
     async with ctx.engine.connect() as conn:
         cart = await shopping.view(conn, buyer)
-        answer = await priced(conn, ctx, cart)
-    return CachedCart(cart.version, bytes(respond(answer).body))
+        quote = await ctx.pricer.quote(conn, cart)
+    body = bytes(respond(StoredResponse(200, dump(CartOut.of(cart, quote)))).body)
+    until = quote.valid_until
+    fresh = None if until is None else (until - quote.priced_at).total_seconds()
+    return CachedCart(cart.version, body, fresh)
 
 
 @router.get("", response_model=CartOut, responses=documented(401, 404))

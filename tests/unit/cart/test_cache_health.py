@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
 from services.cart.cache import CachedCart, decode, encode, keys
 from services.cart.cache_health import CacheHealth
+from services.cart.promotion_types import DiscountKind, Promotion, Stacking
+from services.cart.quote import next_moment
 
 
 def test_a_failure_backs_off_and_starts_one_outage() -> None:
@@ -69,3 +74,32 @@ def test_keys_share_a_slot_and_hide_the_buyer() -> None:
     tag = generation[generation.index("{") : generation.index("}") + 1]
     assert tag in body
     assert "braces" not in generation
+
+
+def test_the_next_moment_is_the_first_promotion_bound_ahead() -> None:
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    promotions = [
+        Promotion(
+            "a",
+            None,
+            DiscountKind.PERCENTAGE,
+            Decimal(5),
+            Stacking.STACKABLE,
+            valid_from=now - hour,
+            valid_until=now + 3 * hour,
+        ),
+        Promotion(
+            "b",
+            None,
+            DiscountKind.PERCENTAGE,
+            Decimal(5),
+            Stacking.STACKABLE,
+            valid_from=now + 2 * hour,
+        ),
+        Promotion("c", None, DiscountKind.PERCENTAGE, Decimal(5), Stacking.STACKABLE),
+    ]
+
+    assert next_moment(promotions, now) == now + 2 * hour
+    assert next_moment(promotions, now + 3 * hour) is None
+    assert next_moment([], now) is None
