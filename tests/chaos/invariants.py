@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts import DEAD_LETTER_TOPIC, TOPICS
-from contracts.vendor_orders import lines_total, split
+from contracts import DEAD_LETTER_TOPIC, TOPICS, CheckoutStarted
+from contracts.vendor_orders import lines_total, shipping_after_rejections, split
 from services.payments.domain import decide
 from services.runtime import SERVICES
 from tests.chaos.load import ChaosLoad, Checkout
@@ -77,6 +77,31 @@ def accepted_lines(checkout: Checkout, saga: dict[str, Any]) -> dict[str, int]:
     return {i.sku: i.quantity for i in checkout.start.items if i.sku not in rejected}
 
 
+def expected_totals(
+    start: CheckoutStarted, accepted: dict[str, int]
+) -> dict[uuid.UUID, Decimal | None]:
+    """What each vendor order of a checkout should end up costing (None: it bought nothing).
+
+    Unpriced: its bought lines at their prices. Priced: its bought lines' charges plus its
+    shipping share, the shares of vendor orders left with nothing going to the others.
+    """
+    parts = split(start)
+    bought = [[i for i in part.items if i.sku in accepted] for part in parts]
+    if start.pricing is None:
+        return {
+            p.order_id: lines_total(b) if b else None for p, b in zip(parts, bought, strict=True)
+        }
+    charges = start.pricing.charges()
+    kept: list[Decimal | None] = [
+        sum((charges[i.sku] for i in b), Decimal("0.00")) if b else None for b in bought
+    ]
+    shares = shipping_after_rejections([p.shipping_share for p in parts], kept)
+    return {
+        p.order_id: None if k is None else k + share
+        for p, k, share in zip(parts, kept, shares, strict=True)
+    }
+
+
 def _sagas_final(load: ChaosLoad, sagas: dict[uuid.UUID, dict[str, Any]]) -> list[str]:
     missing = [o for o in load.order_ids if o not in sagas]
     open_ = [f"{o}={r['state']}" for o, r in sagas.items() if r["state"] not in FINAL]
@@ -101,13 +126,11 @@ async def _orders_agree(
     for c in load.checkouts:
         saga = sagas[c.start.order_id]
         accepted = accepted_lines(c, saga) if saga["state"] == "Confirmed" else {}
-        for vendor_order in split(c.start):
-            bought = [i for i in vendor_order.items if i.sku in accepted]
-            status = "confirmed" if bought else "failed"
-            total = lines_total(bought) if bought else None
-            got = actual.get(vendor_order.order_id)
+        for order_id, total in expected_totals(c.start, accepted).items():
+            status = "confirmed" if total is not None else "failed"
+            got = actual.get(order_id)
             if got is None or got[0] != status or (total is not None and got[1] != total):
-                wrong.append(f"{vendor_order.order_id}: saga {saga['state']}, order {got}")
+                wrong.append(f"{order_id}: saga {saga['state']}, order {got}")
     problems = [f"{len(wrong)} orders disagree with their saga, e.g. {wrong[:3]}"] if wrong else []
     return problems + await _announced_once(db, load)
 

@@ -14,8 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts import CheckoutPolicy, CheckoutStarted, LineItem, PaymentCompleted
+from contracts.pricing import CheckoutPricing
+from services.cart.pricing_lines import to_cents
 from services.platform.settings import PaymentSimulatorSettings
 from tests.support.payer import publish
+from tests.support.pricing import priced
 
 SKUS_PER_RUN = 8
 STOCK_PER_CHECKOUT = 1.0
@@ -31,6 +34,8 @@ The others stay plain (no vendor, the default policy), so both wire shapes run u
 Demand is above the stock on purpose: partial groups then reject lines and fail vendor orders.
 """
 STALE_PAYMENT_SHARE = 0.03
+PRICED_SHARE = 0.25
+"""Checkouts carrying `pricing` (a discount, 19 % tax, shipping), as the cart API sends them."""
 """Checkouts whose payment arrives first and stale (see Checkout.stale_payment)."""
 STALE_PAYMENT_AGE = timedelta(hours=1)
 
@@ -87,6 +92,15 @@ def _checkout(rng: random.Random, skus: list[str], n: int) -> Checkout:
     group = rng.random() < GROUP_SHARE
     lines = rng.sample(skus, rng.randint(2, 4) if group else rng.randint(1, 3))
     policy = rng.choice(list(CheckoutPolicy)) if group else CheckoutPolicy.ALL_OR_NOTHING
+    items = [
+        LineItem(
+            sku=s,
+            quantity=rng.randint(1, 3),
+            unit_price=Decimal(rng.randint(100, 5000)) / 100,
+            vendor_id=VENDORS[skus.index(s) % len(VENDORS)] if group else None,
+        )
+        for s in lines
+    ]
     start = CheckoutStarted(
         order_id=seeded_uuid(rng),
         buyer_id=f"chaos-buyer-{n}",
@@ -94,15 +108,8 @@ def _checkout(rng: random.Random, skus: list[str], n: int) -> Checkout:
         cart_id=seeded_uuid(rng),
         currency="EUR",
         policy=policy,
-        items=[
-            LineItem(
-                sku=s,
-                quantity=rng.randint(1, 3),
-                unit_price=Decimal(rng.randint(100, 5000)) / 100,
-                vendor_id=VENDORS[skus.index(s) % len(VENDORS)] if group else None,
-            )
-            for s in lines
-        ],
+        items=items,
+        pricing=_pricing(items) if rng.random() < PRICED_SHARE else None,
     )
     roll = rng.random()
     return Checkout(
@@ -112,6 +119,19 @@ def _checkout(rng: random.Random, skus: list[str], n: int) -> Checkout:
         restarted=0.1 <= roll < 0.15,
         early_payment=seeded_uuid(rng) if rng.random() < 0.1 else None,
         stale_payment=seeded_uuid(rng) if rng.random() < STALE_PAYMENT_SHARE else None,
+    )
+
+
+def _pricing(items: list[LineItem]) -> CheckoutPricing:
+    """10 % off the first line, 19 % tax on every discounted line, 4.90 shipping (net)."""
+    first = items[0]
+    off = to_cents(first.unit_price * first.quantity / 10)
+    return priced(
+        items,
+        discounts={first.sku: str(off)},
+        tax_rate="19",
+        shipping=("4.90", "0.93"),
+        code="CHAOS10",
     )
 
 
