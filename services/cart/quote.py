@@ -107,6 +107,12 @@ class CartQuote:
     # any write (None: no such moment ahead).
     valid_until: datetime | None = None
 
+    @property
+    def fresh_for_s(self) -> float | None:
+        """Seconds from pricing until the quote may change without a write (None: no limit)."""
+        until = self.valid_until
+        return None if until is None else (until - self.priced_at).total_seconds()
+
 
 def priced_lines(cart: ShoppingCart) -> list[PricedLine]:
     """The cart's lines at their snapshot prices, with their products' current attributes."""

@@ -12,6 +12,7 @@ from services.cart.cache import RedisCartCache, redis_client
 from services.cart.http.app import create_http_app
 from services.platform.settings import Settings
 from tests.api import Shopper
+from tests.api.shop_rules import Shop, shop_rules
 from tests.handlers.conftest import cart, engine, handler_settings, migrated_url
 from tests.support.infra import redis_server
 
@@ -39,6 +40,13 @@ def shopper(client: httpx.AsyncClient) -> Shopper:
 def two_shoppers(client: httpx.AsyncClient) -> tuple[Shopper, Shopper]:
     """Two fresh buyers of one client."""
     return Shopper(client), Shopper(client)
+
+
+@pytest.fixture
+async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
+    """The shop's pricing rules a test puts in place; all removed when it ends."""
+    async with shop_rules(engine) as rules:
+        yield rules
 
 
 @pytest.fixture(scope="session")

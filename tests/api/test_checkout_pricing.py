@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
-import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,16 +22,10 @@ from services.cart.tables import (
 )
 from services.platform.consumer import Outcome
 from tests.api import Shopper, field_errors, offer, sent
-from tests.api.shop_rules import Shop, new_code, shop_rules
+from tests.api.shop_rules import Shop, new_code
 from tests.handlers import ServiceDriver
 
 CURRENCY = "NOK"
-
-
-@pytest.fixture
-async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
-    async with shop_rules(engine) as rules:
-        yield rules
 
 
 def _country() -> str:

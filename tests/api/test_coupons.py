@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.cart.http.app import create_http_app
 from services.platform.settings import Settings
 from tests.api import Shopper, field_errors, offer
-from tests.api.shop_rules import Shop, new_code, shop_rules
+from tests.api.shop_rules import Shop, new_code
 
 
 def _address() -> str:
@@ -32,12 +32,6 @@ def _client(engine: AsyncEngine, settings: Settings, address: str) -> httpx.Asyn
 async def http(engine: AsyncEngine, handler_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with _client(engine, handler_settings, _address()) as client:
         yield client
-
-
-@pytest.fixture
-async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
-    async with shop_rules(engine) as rules:
-        yield rules
 
 
 def _money(value: str) -> Decimal:

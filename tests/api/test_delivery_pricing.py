@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
@@ -13,16 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.cart.http.app import create_http_app
 from services.platform.settings import Settings
 from tests.api import Shopper, field_errors, offer
-from tests.api.shop_rules import Shop, new_code, shop_rules
+from tests.api.shop_rules import Shop, new_code
 
 # Shipping methods are per currency: this module's carts price in one no other test uses.
 CURRENCY = "SEK"
-
-
-@pytest.fixture
-async def shop(engine: AsyncEngine) -> AsyncIterator[Shop]:
-    async with shop_rules(engine) as rules:
-        yield rules
 
 
 def _country() -> str:

@@ -30,6 +30,7 @@ from services.cart.http.deps import (
 from services.cart.http.problems import documented
 from services.cart.http.schemas import AddItem, CartOut, ReplaceCart, SetQuantity, dump
 from services.cart.idempotency import StoredResponse, fingerprint
+from services.cart.quote import CartQuote
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 
@@ -38,7 +39,10 @@ Change = Callable[[AsyncConnection], Awaitable[ShoppingCart]]
 
 async def priced(conn: AsyncConnection, ctx: ApiContext, cart: ShoppingCart) -> StoredResponse:
     """The cart as the API answers it: its lines and its quote with the current rules."""
-    quote = await ctx.pricer.quote(conn, cart)
+    return _answer(cart, await ctx.pricer.quote(conn, cart))
+
+
+def _answer(cart: ShoppingCart, quote: CartQuote) -> StoredResponse:
     return StoredResponse(200, dump(CartOut.of(cart, quote)))
 
 
@@ -58,10 +62,8 @@ async def load_cart(ctx: ApiContext, buyer: str) -> CachedCart:
     async with ctx.engine.connect() as conn:
         cart = await shopping.view(conn, buyer)
         quote = await ctx.pricer.quote(conn, cart)
-    body = bytes(respond(StoredResponse(200, dump(CartOut.of(cart, quote)))).body)
-    until = quote.valid_until
-    fresh = None if until is None else (until - quote.priced_at).total_seconds()
-    return CachedCart(cart.version, body, fresh)
+    body = bytes(respond(_answer(cart, quote)).body)
+    return CachedCart(cart.version, body, quote.fresh_for_s)
 
 
 @router.get("", response_model=CartOut, responses=documented(401, 404))
